@@ -1,0 +1,95 @@
+//! The handmade demo game: a cdylib the platform loads and hot-reloads. All of its state lives
+//! in the permanent storage the platform lends, so a reload keeps it; every export runs inside
+//! `handmade_api::guard`, so a panic becomes a status code instead of an abort.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod render;
+mod sound;
+mod state;
+
+use handmade_api::{
+    guard, GameApiInfo, GameInput, GameMemory, GameOffscreenBuffer, GameSoundOutputBuffer,
+    GameStatus,
+};
+
+use state::GameState;
+
+#[cfg(not(feature = "other-abi"))]
+const API_INFO: GameApiInfo = handmade_api::GAME_API_INFO;
+#[cfg(feature = "other-abi")]
+const API_INFO: GameApiInfo = GameApiInfo {
+    version: handmade_api::GAME_API_VERSION + 1,
+    layout_hash: 1,
+};
+
+#[no_mangle]
+pub extern "C" fn game_api_version() -> GameApiInfo {
+    API_INFO
+}
+
+/// # Safety
+/// The platform passes valid, exclusive pointers to the contract's types for this call.
+#[no_mangle]
+pub unsafe extern "C" fn game_update_and_render(
+    memory: *mut GameMemory,
+    input: *const GameInput,
+    buffer: *mut GameOffscreenBuffer,
+) -> GameStatus {
+    // SAFETY: the caller guarantees the pointers are valid and unaliased for this call.
+    let (Some(memory), Some(input), Some(buffer)) = (
+        unsafe { memory.as_mut() },
+        unsafe { input.as_ref() },
+        unsafe { buffer.as_mut() },
+    ) else {
+        return GameStatus::BadMemory;
+    };
+    silence_panic_output();
+    guard(memory, |memory| {
+        let Some(state) = GameState::from_memory(memory) else {
+            return GameStatus::BadMemory;
+        };
+        #[cfg(feature = "panic-update")]
+        panic!("panic-update variant: update failed on purpose");
+        state.update(input);
+        render::draw(state, memory, buffer);
+        GameStatus::Ok
+    })
+}
+
+/// This has to be a very fast function: no allocation, no locks, no system calls.
+///
+/// # Safety
+/// The platform passes valid, exclusive pointers to the contract's types for this call.
+#[no_mangle]
+pub unsafe extern "C" fn game_output_sound(
+    memory: *mut GameMemory,
+    sound: *mut GameSoundOutputBuffer,
+) -> GameStatus {
+    // SAFETY: as above.
+    let (Some(memory), Some(sound)) = (unsafe { memory.as_mut() }, unsafe { sound.as_mut() })
+    else {
+        return GameStatus::BadMemory;
+    };
+    guard(memory, |memory| {
+        let Some(state) = GameState::from_memory(memory) else {
+            return GameStatus::BadMemory;
+        };
+        #[cfg(feature = "panic-sound")]
+        if state.sound.running_sample_index > 0 {
+            panic!("panic-sound variant: sound failed on purpose");
+        }
+        sound::output(state, sound);
+        GameStatus::Ok
+    })
+}
+
+/// The platform reports panics in one line from `GameMemory::panic_message`; the default hook
+/// would also print a backtrace note to stderr. The hook lives in this library's own copy of
+/// std and goes away with it on unload.
+fn silence_panic_output() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SILENCED: AtomicBool = AtomicBool::new(false);
+    if !SILENCED.swap(true, Ordering::Relaxed) {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
+}

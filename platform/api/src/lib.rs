@@ -1,0 +1,500 @@
+//! The contract between the handmade platform and the game library (this project's
+//! `handmade_platform.h`): plain `#[repr(C)]` types, the exported symbol names, an ABI version
+//! and a layout hash both sides check, plus the memory arenas and real-time buffers both use.
+//!
+//! ```
+//! use handmade_api::{GameSoundOutputBuffer, LAYOUT_HASH};
+//! let (mut left, mut right) = ([0.0f32; 800], [0.0f32; 800]);
+//! let mut sound = GameSoundOutputBuffer::lend(48_000, 0, &mut left, &mut right);
+//! let (l, r) = sound.channels_mut();
+//! l[0] = 1.0;
+//! r[0] = -1.0;
+//! assert_eq!(sound.sample_count, 800);
+//! assert_ne!(LAYOUT_HASH, 0);
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod arena;
+pub mod rt;
+
+pub use arena::{ArenaError, MemoryArena, TempMemory};
+
+use core::mem::{align_of, offset_of, size_of};
+
+// ------------------------------------------------------------------------------------------
+// Services the platform provides to the game
+// ------------------------------------------------------------------------------------------
+
+/// Bumped whenever the meaning (not only the layout) of the contract changes.
+pub const GAME_API_VERSION: u32 = 3;
+
+/// The most sample frames one `game_output_sound` call is asked for: 100 ms at 48 kHz.
+/// The platform's stack sample buffer has exactly this many frames per channel.
+pub const MAX_SOUND_FRAMES: usize = 4800;
+
+/// How many controllers the input carries: index 0 is the keyboard, 1.. are gamepads.
+pub const MAX_CONTROLLERS: usize = 5;
+
+/// Capacity of the audio-sync debug ring the platform lends the game (Handmade Hero day 20).
+pub const AUDIO_SYNC_MARKERS: usize = 64;
+
+/// The game's memory: two regions of the platform's one memory block, plus what the platform
+/// lends for the frame. Plain data only: everything here survives a reload.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct GameMemory {
+    /// Survives reloads; zeroed once at start-up. The game keeps all its state here.
+    pub permanent_storage: *mut u8,
+    pub permanent_storage_size: u64,
+    /// Scratch the game may overwrite at any time.
+    pub transient_storage: *mut u8,
+    pub transient_storage_size: u64,
+    /// Assets the platform loaded once at start-up (samples live in a platform arena).
+    pub assets: GameAssets,
+    /// Audio-sync markers the platform records each frame, for the game's debug display.
+    pub audio_sync: *const AudioSyncRing,
+    /// Set by the platform on the first call after a (re)load; the game clears nothing.
+    pub reloaded: u32,
+    /// Written by the game: the largest number of bytes its arenas have ever used.
+    pub game_arena_high_water: u64,
+    /// Written by the game's export wrapper when it catches a panic (UTF-8, not terminated).
+    pub panic_message: [u8; 256],
+    pub panic_message_len: u32,
+}
+
+/// A sound the platform decoded at start-up, lent read-only as structure-of-arrays.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct GameSample {
+    pub left: *const f32,
+    pub right: *const f32,
+    pub frame_count: u32,
+    pub samples_per_second: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct GameAssets {
+    /// The demo's short loop (`data/loop.wav`); `frame_count == 0` when it could not be loaded.
+    pub loop_sample: GameSample,
+}
+
+/// One frame's audio-sync record: where the platform wrote and where the device was.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AudioSyncMarker {
+    /// Running sample index of the first frame written this frame.
+    pub write_cursor: u64,
+    /// Frames written this frame.
+    pub frames_written: u32,
+    /// Frames the device held queued (its delay) just before the write.
+    pub queued_frames: u32,
+    /// Running sample index the device is expected to play at the next frame boundary.
+    pub expected_frame_boundary: u64,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct AudioSyncRing {
+    pub markers: [AudioSyncMarker; AUDIO_SYNC_MARKERS],
+    /// Total markers ever pushed; the newest is at `(count - 1) % AUDIO_SYNC_MARKERS`.
+    pub count: u64,
+    /// The device's buffer size in frames (0 for the offline backend).
+    pub device_buffer_frames: u32,
+    pub samples_per_second: u32,
+}
+
+impl AudioSyncRing {
+    pub const EMPTY: Self = Self {
+        markers: [AudioSyncMarker {
+            write_cursor: 0,
+            frames_written: 0,
+            queued_frames: 0,
+            expected_frame_boundary: 0,
+        }; AUDIO_SYNC_MARKERS],
+        count: 0,
+        device_buffer_frames: 0,
+        samples_per_second: 0,
+    };
+
+    pub fn push(&mut self, marker: AudioSyncMarker) {
+        self.markers[(self.count % AUDIO_SYNC_MARKERS as u64) as usize] = marker;
+        self.count += 1;
+    }
+
+    /// The stored markers, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &AudioSyncMarker> {
+        let n = self.count.min(AUDIO_SYNC_MARKERS as u64);
+        (self.count - n..self.count)
+            .map(|i| &self.markers[(i % AUDIO_SYNC_MARKERS as u64) as usize])
+    }
+}
+
+/// A button as Handmade Hero keeps it: its state at the end of the frame and how many times it
+/// changed during the frame, so a press and release inside one frame is not lost.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GameButtonState {
+    pub half_transition_count: u32,
+    pub ended_down: u8,
+}
+
+impl GameButtonState {
+    pub fn is_down(&self) -> bool {
+        self.ended_down != 0
+    }
+    /// Pressed during this frame (went down at least once).
+    pub fn was_pressed(&self) -> bool {
+        self.half_transition_count > 1 || (self.half_transition_count == 1 && self.is_down())
+    }
+}
+
+/// Button indices into `GameControllerInput::buttons`.
+pub mod button {
+    pub const MOVE_UP: usize = 0;
+    pub const MOVE_DOWN: usize = 1;
+    pub const MOVE_LEFT: usize = 2;
+    pub const MOVE_RIGHT: usize = 3;
+    pub const ACTION_UP: usize = 4;
+    pub const ACTION_DOWN: usize = 5;
+    pub const ACTION_LEFT: usize = 6;
+    pub const ACTION_RIGHT: usize = 7;
+    pub const LEFT_SHOULDER: usize = 8;
+    pub const RIGHT_SHOULDER: usize = 9;
+    pub const BACK: usize = 10;
+    pub const START: usize = 11;
+    pub const COUNT: usize = 12;
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GameControllerInput {
+    pub is_connected: u8,
+    pub is_analog: u8,
+    /// Left stick, -1..1, averaged over the frame.
+    pub stick_average_x: f32,
+    pub stick_average_y: f32,
+    pub buttons: [GameButtonState; button::COUNT],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GameInput {
+    /// Seconds this frame stands for (1 / fps).
+    pub dt_for_frame: f32,
+    pub frame_index: u64,
+    /// 0 is the keyboard; 1.. are gamepads.
+    pub controllers: [GameControllerInput; MAX_CONTROLLERS],
+    /// Letter keys `a`..`z` of the keyboard, for the game's own shortcuts.
+    pub letters: [GameButtonState; 26],
+}
+
+impl GameInput {
+    pub fn letter(&self, c: char) -> GameButtonState {
+        let i = (c.to_ascii_lowercase() as usize).wrapping_sub('a' as usize);
+        self.letters.get(i).copied().unwrap_or_default()
+    }
+}
+
+/// The platform's offscreen bitmap: 32-bit pixels, memory order B, G, R, X.
+#[repr(C)]
+#[derive(Debug)]
+pub struct GameOffscreenBuffer {
+    pub memory: *mut u32,
+    pub width: u32,
+    pub height: u32,
+    /// Pixels (not bytes) from one row to the next.
+    pub pitch: u32,
+}
+
+impl GameOffscreenBuffer {
+    /// Lends `pixels` (row-major, `width * height`) as an offscreen buffer.
+    pub fn lend(pixels: &mut [u32], width: u32, height: u32) -> Self {
+        assert_eq!(
+            pixels.len(),
+            width as usize * height as usize,
+            "bitmap size"
+        );
+        Self {
+            memory: pixels.as_mut_ptr(),
+            width,
+            height,
+            pitch: width,
+        }
+    }
+
+    pub fn pixels_mut(&mut self) -> &mut [u32] {
+        if self.memory.is_null() {
+            return &mut [];
+        }
+        // SAFETY: `lend` (or the platform, which builds it the same way) points `memory` at
+        // `pitch * height` pixels that stay borrowed for as long as this buffer lives.
+        unsafe {
+            core::slice::from_raw_parts_mut(self.memory, self.pitch as usize * self.height as usize)
+        }
+    }
+}
+
+/// The platform's stack sample buffer, lent to the game as structure-of-arrays for one call.
+/// "This has to be a very fast function": no allocation, no locks, no system calls.
+#[repr(C)]
+#[derive(Debug)]
+pub struct GameSoundOutputBuffer {
+    pub samples_per_second: u32,
+    /// Frames to fill in each channel (at most `MAX_SOUND_FRAMES`).
+    pub sample_count: u32,
+    pub left: *mut f32,
+    pub right: *mut f32,
+    /// Index of the first frame of this buffer in the whole stream.
+    pub running_sample_index: u64,
+}
+
+impl GameSoundOutputBuffer {
+    /// Lends two equally long channel slices; `sample_count` is their length.
+    pub fn lend(rate: u32, running_sample_index: u64, left: &mut [f32], right: &mut [f32]) -> Self {
+        assert_eq!(left.len(), right.len(), "channels differ in length");
+        assert!(
+            left.len() <= MAX_SOUND_FRAMES,
+            "sound buffer longer than MAX_SOUND_FRAMES"
+        );
+        Self {
+            samples_per_second: rate,
+            sample_count: left.len() as u32,
+            left: left.as_mut_ptr(),
+            right: right.as_mut_ptr(),
+            running_sample_index,
+        }
+    }
+
+    /// The two channels, each `sample_count` long (empty if the buffer was built wrongly).
+    pub fn channels_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        let n = (self.sample_count as usize).min(MAX_SOUND_FRAMES);
+        if self.left.is_null() || self.right.is_null() || self.left == self.right {
+            return (&mut [], &mut []);
+        }
+        // SAFETY: `lend` built `left`/`right` from two distinct `&mut` slices of at least
+        // `sample_count` frames that outlive this buffer; distinct `&mut` borrows never overlap.
+        unsafe {
+            (
+                core::slice::from_raw_parts_mut(self.left, n),
+                core::slice::from_raw_parts_mut(self.right, n),
+            )
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Services the game provides to the platform
+// ------------------------------------------------------------------------------------------
+
+/// What every export returns. A panic inside the game is caught there and reported, never
+/// unwound across `extern "C"` (which would abort the process).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GameStatus {
+    Ok = 0,
+    /// The call panicked; `GameMemory::panic_message` says why.
+    Panicked = 1,
+    /// The call was given memory it cannot use (too small, null).
+    BadMemory = 2,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GameApiInfo {
+    pub version: u32,
+    pub layout_hash: u64,
+}
+
+pub type GameApiVersionFn = unsafe extern "C" fn() -> GameApiInfo;
+pub type GameUpdateAndRenderFn =
+    unsafe extern "C" fn(*mut GameMemory, *const GameInput, *mut GameOffscreenBuffer) -> GameStatus;
+/// This has to be a very fast function.
+pub type GameOutputSoundFn =
+    unsafe extern "C" fn(*mut GameMemory, *mut GameSoundOutputBuffer) -> GameStatus;
+
+pub const SYMBOL_API_VERSION: &[u8] = b"game_api_version\0";
+pub const SYMBOL_UPDATE_AND_RENDER: &[u8] = b"game_update_and_render\0";
+pub const SYMBOL_OUTPUT_SOUND: &[u8] = b"game_output_sound\0";
+
+/// Stubs the platform calls while no game is loaded: a blank frame and silence.
+pub unsafe extern "C" fn game_update_and_render_stub(
+    _memory: *mut GameMemory,
+    _input: *const GameInput,
+    _buffer: *mut GameOffscreenBuffer,
+) -> GameStatus {
+    GameStatus::Ok
+}
+
+/// # Safety
+/// `sound` must be null or point at a buffer built by `GameSoundOutputBuffer::lend`.
+pub unsafe extern "C" fn game_output_sound_stub(
+    _memory: *mut GameMemory,
+    sound: *mut GameSoundOutputBuffer,
+) -> GameStatus {
+    // SAFETY: the caller guarantees `sound` is null or valid and unaliased for this call.
+    if let Some(sound) = unsafe { sound.as_mut() } {
+        let (l, r) = sound.channels_mut();
+        l.fill(0.0);
+        r.fill(0.0);
+    }
+    GameStatus::Ok
+}
+
+/// Runs one export body, turning a panic into `GameStatus::Panicked` with its message copied
+/// into `memory.panic_message`. Used by every export of the game.
+pub fn guard(
+    memory: &mut GameMemory,
+    body: impl FnOnce(&mut GameMemory) -> GameStatus,
+) -> GameStatus {
+    let memory_ptr: *mut GameMemory = memory;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `memory_ptr` comes from the `&mut` above and is the only live access to it
+        // inside the closure.
+        body(unsafe { &mut *memory_ptr })
+    }));
+    match result {
+        Ok(status) => status,
+        Err(payload) => {
+            let text = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("panic with a non-text payload");
+            let n = floor_char_boundary(text, memory.panic_message.len());
+            memory.panic_message[..n].copy_from_slice(&text.as_bytes()[..n]);
+            memory.panic_message_len = n as u32;
+            GameStatus::Panicked
+        }
+    }
+}
+
+fn floor_char_boundary(text: &str, max: usize) -> usize {
+    let mut n = text.len().min(max);
+    while !text.is_char_boundary(n) {
+        n -= 1;
+    }
+    n
+}
+
+impl GameMemory {
+    /// The last panic message the game reported.
+    pub fn panic_text(&self) -> &str {
+        let n = (self.panic_message_len as usize).min(self.panic_message.len());
+        core::str::from_utf8(&self.panic_message[..n]).unwrap_or("<invalid utf-8>")
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The layout hash: both sides compute it from the same source; a game built against another
+// contract (a field added, moved or resized) reports a different value and is refused.
+// ------------------------------------------------------------------------------------------
+
+const fn fnv(mut hash: u64, value: u64) -> u64 {
+    let mut i = 0;
+    while i < 8 {
+        hash ^= (value >> (i * 8)) & 0xff;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+const fn fnv_all(values: &[usize]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < values.len() {
+        hash = fnv(hash, values[i] as u64);
+        i += 1;
+    }
+    hash
+}
+
+pub const LAYOUT_HASH: u64 = fnv_all(&[
+    GAME_API_VERSION as usize,
+    MAX_SOUND_FRAMES,
+    MAX_CONTROLLERS,
+    AUDIO_SYNC_MARKERS,
+    button::COUNT,
+    size_of::<GameMemory>(),
+    align_of::<GameMemory>(),
+    offset_of!(GameMemory, transient_storage),
+    offset_of!(GameMemory, assets),
+    offset_of!(GameMemory, audio_sync),
+    offset_of!(GameMemory, reloaded),
+    offset_of!(GameMemory, game_arena_high_water),
+    offset_of!(GameMemory, panic_message),
+    offset_of!(GameMemory, panic_message_len),
+    size_of::<GameSample>(),
+    size_of::<AudioSyncMarker>(),
+    size_of::<AudioSyncRing>(),
+    size_of::<GameButtonState>(),
+    size_of::<GameControllerInput>(),
+    offset_of!(GameControllerInput, buttons),
+    size_of::<GameInput>(),
+    offset_of!(GameInput, controllers),
+    offset_of!(GameInput, letters),
+    size_of::<GameOffscreenBuffer>(),
+    offset_of!(GameOffscreenBuffer, pitch),
+    size_of::<GameSoundOutputBuffer>(),
+    offset_of!(GameSoundOutputBuffer, left),
+    offset_of!(GameSoundOutputBuffer, right),
+    offset_of!(GameSoundOutputBuffer, running_sample_index),
+    size_of::<GameApiInfo>(),
+    size_of::<GameStatus>(),
+]);
+
+/// What a game built against this contract reports from `game_api_version`.
+pub const GAME_API_INFO: GameApiInfo = GameApiInfo {
+    version: GAME_API_VERSION,
+    layout_hash: LAYOUT_HASH,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stub_sound_is_silence() {
+        let (mut l, mut r) = ([1.0f32; 16], [1.0f32; 16]);
+        let mut sound = GameSoundOutputBuffer::lend(48_000, 0, &mut l, &mut r);
+        // SAFETY: `sound` was built by `lend` from live slices.
+        let status = unsafe { game_output_sound_stub(core::ptr::null_mut(), &mut sound) };
+        assert_eq!(status, GameStatus::Ok);
+        assert!(l.iter().chain(r.iter()).all(|&s| s == 0.0));
+    }
+
+    #[test]
+    fn button_pressed_counts_half_transitions() {
+        let tapped = GameButtonState {
+            half_transition_count: 2,
+            ended_down: 0,
+        };
+        let held = GameButtonState {
+            half_transition_count: 0,
+            ended_down: 1,
+        };
+        assert!(tapped.was_pressed() && !held.was_pressed() && held.is_down());
+    }
+
+    #[test]
+    fn sync_ring_keeps_newest_markers_in_order() {
+        let mut ring = AudioSyncRing::EMPTY;
+        for i in 0..(AUDIO_SYNC_MARKERS as u64 + 5) {
+            ring.push(AudioSyncMarker {
+                write_cursor: i,
+                ..Default::default()
+            });
+        }
+        let cursors: Vec<u64> = ring.iter().map(|m| m.write_cursor).collect();
+        assert_eq!(cursors.len(), AUDIO_SYNC_MARKERS);
+        assert_eq!(cursors[0], 5);
+        assert!(cursors.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+
+    #[test]
+    fn panic_message_is_truncated_on_a_char_boundary() {
+        assert_eq!(floor_char_boundary("aé", 2), 1);
+        assert_eq!(floor_char_boundary("abc", 10), 3);
+    }
+}

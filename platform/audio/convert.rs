@@ -1,0 +1,64 @@
+//! Sample conversion between the game's structure-of-arrays `f32` channels and the
+//! interleaved formats devices take. Branch-free inner loops the compiler vectorises.
+
+/// Replaces NaN and infinities with silence and clamps to -1..1. Returns how many samples were
+/// not finite, so the platform can say once that the game wrote garbage.
+pub fn sanitize(samples: &mut [f32]) -> usize {
+    let mut bad = 0;
+    for s in samples.iter_mut() {
+        let finite = s.is_finite();
+        bad += usize::from(!finite);
+        *s = if finite { s.clamp(-1.0, 1.0) } else { 0.0 };
+    }
+    bad
+}
+
+/// Interleaves two channels into signed 16-bit frames (`out.len() == 2 * left.len()`),
+/// clamping and rounding to nearest.
+pub fn interleave_i16(left: &[f32], right: &[f32], out: &mut [i16]) {
+    assert!(
+        left.len() == right.len() && out.len() == 2 * left.len(),
+        "interleave_i16: length mismatch"
+    );
+    for ((frame, &l), &r) in out.chunks_exact_mut(2).zip(left).zip(right) {
+        frame[0] = to_i16(l);
+        frame[1] = to_i16(r);
+    }
+}
+
+/// Interleaves two channels into `f32` frames (`out.len() == 2 * left.len()`).
+pub fn interleave_f32(left: &[f32], right: &[f32], out: &mut [f32]) {
+    assert!(
+        left.len() == right.len() && out.len() == 2 * left.len(),
+        "interleave_f32: length mismatch"
+    );
+    for ((frame, &l), &r) in out.chunks_exact_mut(2).zip(left).zip(right) {
+        frame[0] = l;
+        frame[1] = r;
+    }
+}
+
+#[inline]
+pub fn to_i16(sample: f32) -> i16 {
+    // `as` saturates (and maps NaN to 0), so this never wraps.
+    (sample * 32767.0).round() as i16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleaves_and_clamps() {
+        let mut out = [0i16; 6];
+        interleave_i16(&[0.0, 1.0, 2.0], &[-1.0, -2.0, 0.5], &mut out);
+        assert_eq!(out, [0, -32767, 32767, -32768, 32767, 16384]);
+    }
+
+    #[test]
+    fn sanitize_silences_non_finite_samples() {
+        let mut s = [f32::NAN, f32::INFINITY, 0.5, -3.0];
+        assert_eq!(sanitize(&mut s), 2);
+        assert_eq!(s, [0.0, 0.0, 0.5, -1.0]);
+    }
+}

@@ -1,0 +1,106 @@
+//! Audio output: one small interface, one file per backend, one `open` that picks them.
+//!
+//! Every backend is told how many frames the game's sound buffer holds each frame and takes
+//! structure-of-arrays `f32` frames; converting and interleaving for the device happens inside
+//! the backend, into storage it allocated when it was opened.
+
+use std::fmt;
+use std::path::PathBuf;
+
+mod convert;
+mod wav;
+
+pub use convert::{interleave_f32, interleave_i16, sanitize};
+pub use wav::WavAudio;
+
+/// Which backend to use (`--audio`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AudioChoice {
+    /// alsa, then sdl, then the offline wav backend (or none).
+    Auto,
+    Alsa,
+    Sdl,
+    /// Offline: no device; exactly one frame's samples per frame, written to `--wav-out`.
+    Wav,
+    /// Offline like `wav`, but the samples are discarded.
+    None,
+}
+
+/// What the platform asks of a backend. Zero values mean "default" where noted.
+#[derive(Debug, Clone)]
+pub struct AudioDesc {
+    pub sample_rate: u32,
+    /// Frame rate of the game loop: the offline backend writes `sample_rate / fps` per frame.
+    pub fps: u32,
+    /// How far ahead of the device's play position to keep the queue.
+    pub latency_ms: f32,
+    pub alsa_device: String,
+    pub wav_out: Option<PathBuf>,
+}
+
+/// Where the device is: filled by `status()` after each write.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AudioStatus {
+    /// Frames queued in the device (its delay), as last measured.
+    pub queued_frames: u32,
+    /// The device's buffer size in frames (0 offline).
+    pub buffer_frames: u32,
+    pub underruns: u64,
+}
+
+#[derive(Debug)]
+pub enum AudioError {
+    /// The backend cannot be opened here (no device, no server, no library).
+    Unavailable {
+        backend: &'static str,
+        reason: String,
+    },
+    Io {
+        backend: &'static str,
+        reason: String,
+    },
+}
+
+impl fmt::Display for AudioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AudioError::Unavailable { backend, reason } => {
+                write!(f, "{backend} audio unavailable: {reason}")
+            }
+            AudioError::Io { backend, reason } => write!(f, "{backend} audio failed: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for AudioError {}
+
+/// A sound output. Called once per frame from the frame loop:
+/// `frames_wanted` -> the game fills that many frames -> `write`.
+/// Implementations must not allocate, lock or make system calls in these two calls other than
+/// the device write and its status query.
+pub trait AudioOutput {
+    fn name(&self) -> &'static str;
+    fn sample_rate(&self) -> u32;
+    /// True when the device consumes sound in real time (the loop then paces itself).
+    fn is_paced(&self) -> bool;
+    /// How many frames to write now to stay `latency` ahead (at most `MAX_SOUND_FRAMES`).
+    fn frames_wanted(&mut self) -> usize;
+    /// Writes equally long channels; returns how many frames the device took.
+    fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError>;
+    fn status(&self) -> AudioStatus;
+    /// Flushes and closes (the WAV header is completed here). Also done on drop, silently.
+    fn finish(&mut self) -> Result<(), AudioError>;
+}
+
+/// Opens the chosen backend. `Auto` tries alsa, then sdl, then falls back to offline output,
+/// logging one line saying what was chosen and why the others were not.
+pub fn open(choice: AudioChoice, desc: &AudioDesc) -> Result<Box<dyn AudioOutput>, AudioError> {
+    match choice {
+        AudioChoice::Wav => Ok(Box::new(WavAudio::open(desc, desc.wav_out.clone())?)),
+        AudioChoice::None => Ok(Box::new(WavAudio::open(desc, None)?)),
+        AudioChoice::Alsa | AudioChoice::Sdl | AudioChoice::Auto => Err(AudioError::Unavailable {
+            backend: "alsa/sdl",
+            reason: "device backends are not built yet".into(),
+        }),
+    }
+}

@@ -1,0 +1,356 @@
+//! The frame loop, Handmade Hero style and single-threaded: poll input, reload the game if it
+//! changed, update and render into the offscreen bitmap, fill the stack sample buffer through
+//! the game's `game_output_sound`, write it to the audio backend, present, and hold the frame
+//! rate. Everything it touches per frame was carved from the memory block before the first one.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use handmade_api::{
+    ArenaError, AudioSyncMarker, AudioSyncRing, GameAssets, GameInput, GameMemory,
+    GameOffscreenBuffer, GameSample, GameSoundOutputBuffer, GameStatus, MemoryArena,
+    MAX_SOUND_FRAMES,
+};
+
+use crate::alloc_count::{self, AllocCounts};
+use crate::audio::{self, AudioDesc, AudioError};
+use crate::cli::Args;
+use crate::game_code::{self, GameCode, GameCodeError, GameFunctions, ReloadOutcome};
+use crate::input::{self, Key};
+use crate::input_script::{InputScript, ScriptError};
+use crate::memory::{MemoryError, MemoryLayout, PlatformMemoryBlock};
+use crate::stats::{self, Counters, Timings};
+use crate::{assets, game_build};
+
+/// Frames before allocation counting starts: first-touch work (lazy symbol binding, the
+/// device's first writes, SDL's first events) happens here.
+pub const WARMUP_FRAMES: u64 = 60;
+
+#[derive(Debug)]
+pub enum PlatformError {
+    Memory(MemoryError),
+    Arena(ArenaError),
+    Game(GameCodeError),
+    Audio(AudioError),
+    Script(ScriptError),
+    Other(String),
+}
+
+impl fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlatformError::Memory(e) => e.fmt(f),
+            PlatformError::Arena(e) => e.fmt(f),
+            PlatformError::Game(e) => e.fmt(f),
+            PlatformError::Audio(e) => e.fmt(f),
+            PlatformError::Script(e) => e.fmt(f),
+            PlatformError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for PlatformError {}
+
+macro_rules! from_error {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for PlatformError {
+            fn from(e: $ty) -> Self { PlatformError::$variant(e) }
+        }
+    )*};
+}
+from_error!(
+    Memory(MemoryError),
+    Arena(ArenaError),
+    Game(GameCodeError),
+    Audio(AudioError),
+    Script(ScriptError)
+);
+
+/// What a run leaves behind for `main` to print.
+pub struct RunReport {
+    pub stats_line: String,
+    pub counters: Counters,
+}
+
+/// Runs the platform until the frame limit, Escape, or the window closes.
+pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
+    alloc_count::register_frame_thread();
+    let layout = MemoryLayout::from_mib(args.permanent_mib, args.transient_mib, args.platform_mib)?;
+    let mut block = PlatformMemoryBlock::reserve(layout)?;
+    let regions = block.carve();
+    let mut arena = regions.platform;
+
+    let (width, height) = args.size;
+    let bitmap = arena.push_array(width as usize * height as usize, 0u32)?;
+    let audio_sync = arena.push_struct(AudioSyncRing::EMPTY)?;
+    let mut frame_times = Timings::new(&mut arena, Duration::from_secs(1))?;
+    let mut reload_times = Timings::new(&mut arena, Duration::from_millis(200))?;
+    let loop_sample = load_loop_sample(args, &mut arena);
+    let game_memory = arena.push_struct(GameMemory {
+        permanent_storage: regions.permanent.as_mut_ptr(),
+        permanent_storage_size: regions.permanent.len() as u64,
+        transient_storage: regions.transient.as_mut_ptr(),
+        transient_storage_size: regions.transient.len() as u64,
+        assets: GameAssets { loop_sample },
+        audio_sync: std::ptr::null(),
+        reloaded: 1,
+        game_arena_high_water: 0,
+        panic_message: [0; 256],
+        panic_message_len: 0,
+    })?;
+
+    let mut script = match &args.input_script {
+        Some(path) => Some(InputScript::load(path)?),
+        None => None,
+    };
+    let library = game_build::resolve_game_library(args.game_lib.as_deref());
+    let mut game = GameCode::load(&library)?;
+    log::info!("loaded game library {}", library.display());
+
+    let desc = AudioDesc {
+        sample_rate: args.sample_rate,
+        fps: args.fps,
+        latency_ms: args.latency_ms(),
+        alsa_device: args.alsa_device.clone(),
+        wav_out: args.wav_out.clone(),
+    };
+    let mut audio = audio::open(args.audio, &desc)?;
+    audio_sync.samples_per_second = audio.sample_rate();
+    audio_sync.device_buffer_frames = audio.status().buffer_frames;
+    let paced = audio.is_paced() || args.realtime || !args.headless;
+    let frame_budget = Duration::from_secs_f64(1.0 / f64::from(args.fps));
+
+    // The stack sample buffer: a local of the loop, sized for the worst case; the game only
+    // borrows it for the length of one `game_output_sound` call.
+    let mut left = [0.0f32; MAX_SOUND_FRAMES];
+    let mut right = [0.0f32; MAX_SOUND_FRAMES];
+
+    let mut counters = Counters {
+        alloc_counting: alloc_count::is_active(),
+        ..Default::default()
+    };
+    let mut input = GameInput::default();
+    let mut running_sample_index: u64 = 0;
+    let mut game_paused = false;
+    let mut audio_failed = false;
+    let mut next_frame_start = Instant::now();
+
+    for frame_index in 0.. {
+        if args.frames != 0 && frame_index >= args.frames {
+            break;
+        }
+        let frame_start = Instant::now();
+        let allocs_at_start = AllocCounts::now();
+
+        // Input.
+        input::begin_frame(&mut input, frame_index, frame_budget.as_secs_f32());
+        let mut quit = false;
+        if let Some(script) = script.as_mut() {
+            for event in script.events_for(frame_index) {
+                quit |= event.key == Key::Escape && event.down;
+                input::apply_key(&mut input, event.key, event.down);
+            }
+        }
+        if quit {
+            break;
+        }
+
+        // Reload the game if its library changed (or a reload is forced).
+        let forced =
+            args.reload_every != 0 && frame_index != 0 && frame_index % args.reload_every == 0;
+        let outcome = if forced {
+            game.force_reload()
+        } else {
+            game.reload_if_changed()
+        };
+        let reloaded = match outcome {
+            ReloadOutcome::Unchanged => false,
+            ReloadOutcome::Reloaded { load_time } => {
+                log::info!(
+                    "reloaded {} in {:.3} ms",
+                    game.source().display(),
+                    load_time.as_secs_f64() * 1e3
+                );
+                reload_times.record(load_time);
+                counters.reloads += 1;
+                game_memory.reloaded = 1;
+                game_paused = false;
+                true
+            }
+            ReloadOutcome::Failed => {
+                counters.reload_failures += 1;
+                false
+            }
+        };
+        let functions = if game_paused {
+            GameFunctions::STUBS
+        } else {
+            game.functions()
+        };
+        game_memory.audio_sync = &*audio_sync;
+
+        // Update and render.
+        let mut offscreen = GameOffscreenBuffer::lend(bitmap, width, height);
+        // SAFETY: the game gets exclusive access to its memory, the input and the bitmap for
+        // the call; all three are live, initialised `repr(C)` values of the contract's types.
+        let status =
+            unsafe { (functions.update_and_render)(&mut *game_memory, &input, &mut offscreen) };
+        if status != GameStatus::Ok {
+            game_paused =
+                report_game_failure("game_update_and_render", status, game_memory, &mut counters);
+        }
+        game_memory.reloaded = 0;
+
+        // Sound: ask the backend how much it needs, let the game fill the stack buffer, write.
+        let sound_allocs_before = AllocCounts::now();
+        let queued_before = audio.status().queued_frames;
+        let wanted = audio.frames_wanted().min(MAX_SOUND_FRAMES);
+        let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
+        let mut sound =
+            GameSoundOutputBuffer::lend(audio.sample_rate(), running_sample_index, l, r);
+        let functions = if game_paused {
+            GameFunctions::STUBS
+        } else {
+            functions
+        };
+        // SAFETY: as above; `sound` lends the two stack channels for this call only.
+        let status = unsafe { (functions.output_sound)(&mut *game_memory, &mut sound) };
+        if status != GameStatus::Ok {
+            game_paused =
+                report_game_failure("game_output_sound", status, game_memory, &mut counters);
+            l.fill(0.0);
+            r.fill(0.0);
+        }
+        counters.nonfinite_samples += warn_nonfinite(
+            audio::sanitize(l) + audio::sanitize(r),
+            counters.nonfinite_samples,
+        );
+        match audio.write(l, r) {
+            Ok(_) => {}
+            Err(e) if !audio_failed => {
+                log::warn!("{e}; the game keeps running without sound output");
+                audio_failed = true;
+            }
+            Err(_) => {}
+        }
+        counters.sound_heap_allocs += AllocCounts::now().since(sound_allocs_before).frame_thread;
+        audio_sync.push(AudioSyncMarker {
+            write_cursor: running_sample_index,
+            frames_written: wanted as u32,
+            queued_frames: queued_before,
+            expected_frame_boundary: running_sample_index + wanted as u64,
+        });
+        running_sample_index += wanted as u64;
+        counters.sound_frames += wanted as u64;
+
+        // Hold the frame rate: sleep most of the way, spin the last millisecond.
+        if paced {
+            next_frame_start += frame_budget;
+            wait_until(next_frame_start);
+            if Instant::now() > next_frame_start + frame_budget {
+                next_frame_start = Instant::now(); // fell far behind: do not try to catch up
+            }
+        }
+
+        counters.frames += 1;
+        frame_times.record(frame_start.elapsed());
+        let allocs = AllocCounts::now().since(allocs_at_start);
+        if reloaded || forced {
+            counters.reload_heap_allocs += allocs.frame_thread;
+        } else if frame_index >= WARMUP_FRAMES {
+            counters.heap_allocs_after_warmup += allocs.frame_thread;
+            counters.heap_allocs_other_threads += allocs.all_threads - allocs.frame_thread;
+        }
+    }
+
+    audio.finish()?;
+    let status = audio.status();
+    counters.underruns = status.underruns;
+    counters.latency_ms = f64::from(status.queued_frames) * 1e3 / f64::from(audio.sample_rate());
+    counters.arena_high_water_bytes = arena.high_water() as u64 + game_memory.game_arena_high_water;
+    counters.game_libs_mapped = game_code::mapped_copies(game.copies_dir());
+    if let Some(path) = &args.sync_dump {
+        write_sync_dump(path, audio_sync)?;
+    }
+    let stats_line = stats::format_line(
+        &counters,
+        &frame_times,
+        &reload_times,
+        stats::resident_mib(),
+    );
+    Ok(RunReport {
+        stats_line,
+        counters,
+    })
+}
+
+/// Says what the game did wrong (once per failure) and pauses it until the next reload.
+fn report_game_failure(
+    function: &str,
+    status: GameStatus,
+    memory: &GameMemory,
+    counters: &mut Counters,
+) -> bool {
+    counters.game_panics += 1;
+    match status {
+        GameStatus::Panicked => log::error!(
+            "game panicked in {function}: {}; game paused until the next reload",
+            memory.panic_text()
+        ),
+        other => log::error!(
+            "game returned {other:?} from {function}; game paused until the next reload"
+        ),
+    }
+    true
+}
+
+fn warn_nonfinite(bad: usize, seen_before: u64) -> u64 {
+    if bad > 0 && seen_before == 0 {
+        log::warn!("the game wrote NaN or infinite samples; they are played as silence");
+    }
+    bad as u64
+}
+
+fn load_loop_sample(args: &Args, arena: &mut MemoryArena<'_>) -> GameSample {
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(assets::default_data_dir);
+    let path = dir.join("loop.wav");
+    match assets::load_wav(&path, arena) {
+        Ok(sample) => sample,
+        Err(e) => {
+            log::warn!("{e}; the demo runs without its loop sound");
+            GameSample {
+                left: std::ptr::null(),
+                right: std::ptr::null(),
+                frame_count: 0,
+                samples_per_second: 0,
+            }
+        }
+    }
+}
+
+fn wait_until(deadline: Instant) {
+    let now = Instant::now();
+    if deadline > now + Duration::from_millis(1) {
+        std::thread::sleep(deadline - now - Duration::from_millis(1));
+    }
+    while Instant::now() < deadline {
+        std::hint::spin_loop();
+    }
+}
+
+fn write_sync_dump(path: &PathBuf, ring: &AudioSyncRing) -> Result<(), PlatformError> {
+    let mut text =
+        String::from("# write_cursor frames_written queued_frames expected_frame_boundary\n");
+    for m in ring.iter() {
+        text += &format!(
+            "{} {} {} {}\n",
+            m.write_cursor, m.frames_written, m.queued_frames, m.expected_frame_boundary
+        );
+    }
+    std::fs::write(path, text)
+        .map_err(|e| PlatformError::Other(format!("cannot write {}: {e}", path.display())))
+}

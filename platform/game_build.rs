@@ -1,0 +1,90 @@
+//! Finds the game library this workspace builds and builds it when it is missing or stale, so
+//! `cargo run` works from a fresh clone with no other flag. The target directory and profile
+//! come from build.rs; the game is built with the profile that matches the platform's: `dev`
+//! for a debug platform, `game-fast` (release-like, incremental) for a release one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace this binary was built from, if it is still there.
+pub fn workspace_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.join("game/Cargo.toml").is_file().then_some(dir)
+}
+
+/// The Cargo profile the game is built with.
+pub fn game_profile() -> &'static str {
+    if env!("HANDMADE_OPT_LEVEL") == "0" {
+        "dev"
+    } else {
+        "game-fast"
+    }
+}
+
+/// Where that profile puts `libgame.so`, honouring the target dir this binary was built with
+/// (or `CARGO_TARGET_DIR` now, if set).
+pub fn default_game_library() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("HANDMADE_TARGET_DIR")));
+    let dir = if game_profile() == "dev" {
+        "debug"
+    } else {
+        game_profile()
+    };
+    target.join(dir).join("libgame.so")
+}
+
+/// The `cargo build` command that (re)builds the game library of `workspace`.
+pub fn cargo_build_command(workspace: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace).args([
+        "build",
+        "--quiet",
+        "-p",
+        "game",
+        "--profile",
+        game_profile(),
+    ]);
+    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+        cmd.env("CARGO_TARGET_DIR", env!("HANDMADE_TARGET_DIR"));
+    }
+    cmd
+}
+
+/// Builds the game synchronously (start-up only). Cargo does nothing when it is up to date.
+pub fn build_game(workspace: &Path) -> Result<(), String> {
+    log::info!(
+        "building the game library (cargo build -p game --profile {})",
+        game_profile()
+    );
+    let output = cargo_build_command(workspace)
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr
+        .lines()
+        .find(|l| l.contains("error"))
+        .unwrap_or("cargo build failed");
+    Err(first.trim().to_string())
+}
+
+/// The library to load: `--game-lib`, or this workspace's, built first.
+pub fn resolve_game_library(flag: Option<&Path>) -> PathBuf {
+    if let Some(path) = flag {
+        return path.to_path_buf();
+    }
+    let library = default_game_library();
+    if let Some(workspace) = workspace_dir() {
+        if let Err(e) = build_game(&workspace) {
+            log::warn!(
+                "could not build the game ({e}); using {} as it is",
+                library.display()
+            );
+        }
+    }
+    library
+}

@@ -1,0 +1,447 @@
+//! `GameCode`: loads the game library and reloads it when it changes, following DESIGN.md's
+//! protocol: notice the change, wait for a complete file, copy it to a new unique file in a
+//! private 0700 directory, `dlopen` the copy, check the ABI version and layout hash, resolve
+//! every symbol, and only then swap and drop (`dlclose`) the old library. Any failure keeps the
+//! old code running and is reported once.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use handmade_api::{
+    game_output_sound_stub, game_update_and_render_stub, GameApiInfo, GameApiVersionFn,
+    GameOutputSoundFn, GameUpdateAndRenderFn, GAME_API_INFO, SYMBOL_API_VERSION,
+    SYMBOL_OUTPUT_SOUND, SYMBOL_UPDATE_AND_RENDER,
+};
+use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+
+#[derive(Debug)]
+pub enum GameCodeError {
+    Missing {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    NotALibrary {
+        path: PathBuf,
+        why: &'static str,
+    },
+    Incomplete {
+        path: PathBuf,
+    },
+    PrivateCopy {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Open {
+        path: PathBuf,
+        message: String,
+    },
+    MissingSymbol {
+        path: PathBuf,
+        symbol: &'static str,
+    },
+    OtherContract {
+        path: PathBuf,
+        found: GameApiInfo,
+    },
+}
+
+impl fmt::Display for GameCodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use GameCodeError::*;
+        match self {
+            Missing { path, source } => write!(
+                f,
+                "game library {} cannot be read: {source}",
+                path.display()
+            ),
+            NotALibrary { path, why } => {
+                write!(f, "{} is not a game library: {why}", path.display())
+            }
+            Incomplete { path } => write!(
+                f,
+                "game library {} is incomplete (still being written?)",
+                path.display()
+            ),
+            PrivateCopy { path, source } => {
+                write!(
+                    f,
+                    "cannot copy the game library to the private directory {}: {source}",
+                    path.display()
+                )
+            }
+            Open { path, message } => {
+                write!(f, "cannot load game library {}: {message}", path.display())
+            }
+            MissingSymbol { path, symbol } => {
+                write!(
+                    f,
+                    "game library {} does not export `{symbol}`",
+                    path.display()
+                )
+            }
+            OtherContract { path, found } => write!(
+                f,
+                "game library {} was built against another contract (version {}, layout {:016x}; \
+                 this platform expects version {}, layout {:016x}): rebuild it",
+                path.display(),
+                found.version,
+                found.layout_hash,
+                GAME_API_INFO.version,
+                GAME_API_INFO.layout_hash
+            ),
+        }
+    }
+}
+
+impl std::error::Error for GameCodeError {}
+
+/// The game's entry points. Plain function pointers: copy them out each frame, never keep them
+/// across a reload.
+#[derive(Clone, Copy)]
+pub struct GameFunctions {
+    pub update_and_render: GameUpdateAndRenderFn,
+    pub output_sound: GameOutputSoundFn,
+}
+
+impl GameFunctions {
+    /// What runs while no game is loaded: a blank frame and silence.
+    pub const STUBS: Self = Self {
+        update_and_render: game_update_and_render_stub,
+        output_sound: game_output_sound_stub,
+    };
+}
+
+/// What identifies one version of the library file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = fs::metadata(path)?;
+        Ok(Self {
+            modified: meta.modified()?,
+            len: meta.len(),
+            inode: meta.ino(),
+        })
+    }
+}
+
+struct LoadedLibrary {
+    // Dropping it `dlclose`s the copy; the functions below must not be called after that.
+    _library: Library,
+    functions: GameFunctions,
+}
+
+/// What `reload_if_changed` / `force_reload` did this frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReloadOutcome {
+    Unchanged,
+    Reloaded { load_time: Duration },
+    Failed,
+}
+
+pub struct GameCode {
+    source: PathBuf,
+    copies: tempfile::TempDir,
+    copies_made: u64,
+    loaded: Option<LoadedLibrary>,
+    /// The stamp of the file the loaded library was copied from.
+    loaded_stamp: Option<FileStamp>,
+    /// A changed stamp seen at the previous poll; loaded once it holds still for one poll.
+    pending: Option<FileStamp>,
+    /// The stamp whose failure was already reported, so it is reported once.
+    failed_stamp: Option<FileStamp>,
+    generation: u64,
+}
+
+impl GameCode {
+    /// Loads the library at `source`. Fails (with one clear line) if it cannot be used.
+    pub fn load(source: &Path) -> Result<Self, GameCodeError> {
+        // tempfile creates the directory with mode 0700 and an unpredictable name, so nobody
+        // else can plant a library where we will `dlopen` it.
+        let copies = tempfile::Builder::new()
+            .prefix("handmade-game-")
+            .tempdir()
+            .map_err(|source| GameCodeError::PrivateCopy {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let mut code = Self {
+            source: source.to_path_buf(),
+            copies,
+            copies_made: 0,
+            loaded: None,
+            loaded_stamp: None,
+            pending: None,
+            failed_stamp: None,
+            generation: 0,
+        };
+        let stamp = FileStamp::of(source).map_err(|e| GameCodeError::Missing {
+            path: source.into(),
+            source: e,
+        })?;
+        code.swap_in(stamp)?;
+        Ok(code)
+    }
+
+    /// No game at all: stubs only (used by tests of the loop and when loading is not wanted).
+    pub fn functions(&self) -> GameFunctions {
+        self.loaded
+            .as_ref()
+            .map_or(GameFunctions::STUBS, |l| l.functions)
+    }
+
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    pub fn copies_dir(&self) -> &Path {
+        self.copies.path()
+    }
+
+    /// How many times a library has been swapped in (1 after the first load).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Polls the source file; reloads once a changed file has held still for one poll and is a
+    /// complete ELF file. Costs one `stat` when nothing changed.
+    pub fn reload_if_changed(&mut self) -> ReloadOutcome {
+        let stamp = match FileStamp::of(&self.source) {
+            Ok(stamp) => stamp,
+            // Deleted or being replaced: keep running the loaded code and look again later.
+            Err(_) => return ReloadOutcome::Unchanged,
+        };
+        if Some(stamp) == self.loaded_stamp || Some(stamp) == self.failed_stamp {
+            return ReloadOutcome::Unchanged;
+        }
+        if self.pending != Some(stamp) {
+            self.pending = Some(stamp);
+            return ReloadOutcome::Unchanged;
+        }
+        match self.try_swap(stamp) {
+            Err(GameCodeError::Incomplete { .. }) => ReloadOutcome::Unchanged,
+            other => self.report(stamp, other),
+        }
+    }
+
+    /// Reloads now, whether or not the file changed (the full protocol: copy, load, check, swap).
+    pub fn force_reload(&mut self) -> ReloadOutcome {
+        match FileStamp::of(&self.source) {
+            Ok(stamp) => {
+                let result = self.try_swap(stamp);
+                self.report(stamp, result)
+            }
+            Err(source) => {
+                let error = GameCodeError::Missing {
+                    path: self.source.clone(),
+                    source,
+                };
+                log::warn!("reload failed, keeping the loaded game: {error}");
+                ReloadOutcome::Failed
+            }
+        }
+    }
+
+    fn try_swap(&mut self, stamp: FileStamp) -> Result<Duration, GameCodeError> {
+        let start = Instant::now();
+        self.swap_in(stamp)?;
+        Ok(start.elapsed())
+    }
+
+    fn report(
+        &mut self,
+        stamp: FileStamp,
+        result: Result<Duration, GameCodeError>,
+    ) -> ReloadOutcome {
+        self.pending = None;
+        match result {
+            Ok(load_time) => ReloadOutcome::Reloaded { load_time },
+            Err(error) => {
+                if self.failed_stamp != Some(stamp) {
+                    log::warn!("reload failed, keeping the loaded game: {error}");
+                }
+                self.failed_stamp = Some(stamp);
+                ReloadOutcome::Failed
+            }
+        }
+    }
+
+    fn swap_in(&mut self, stamp: FileStamp) -> Result<(), GameCodeError> {
+        check_elf(&self.source)?;
+        let copy = self
+            .copies
+            .path()
+            .join(format!("game-{}.so", self.copies_made));
+        self.copies_made += 1;
+        fs::copy(&self.source, &copy).map_err(|source| GameCodeError::PrivateCopy {
+            path: copy.clone(),
+            source,
+        })?;
+        let loaded = open_checked(&copy, &self.source);
+        // The mapping keeps the code alive; the directory stays empty between reloads.
+        let _ = fs::remove_file(&copy);
+        self.loaded = Some(loaded?); // drops (dlcloses) the old library only now
+        self.loaded_stamp = Some(stamp);
+        self.failed_stamp = None;
+        self.generation += 1;
+        Ok(())
+    }
+}
+
+/// Opens `copy`, checks the contract and resolves every symbol. `source` names it in errors.
+fn open_checked(copy: &Path, source: &Path) -> Result<LoadedLibrary, GameCodeError> {
+    // SAFETY: loading runs the library's initialisers. The file is a copy of the game library
+    // the user chose, placed in our private 0700 directory, so nobody else could swap it.
+    let library = unsafe { Library::open(Some(copy), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
+        GameCodeError::Open {
+            path: source.into(),
+            message: one_line(&e.to_string()),
+        }
+    })?;
+    let missing = |symbol: &'static [u8]| GameCodeError::MissingSymbol {
+        path: source.into(),
+        symbol: std::str::from_utf8(&symbol[..symbol.len() - 1]).unwrap_or("?"),
+    };
+    // SAFETY: each symbol is looked up with the exact type the contract declares for it; the
+    // version check below refuses a library whose contract (and so whose types) differ.
+    let functions = unsafe {
+        let version = *library
+            .get::<GameApiVersionFn>(SYMBOL_API_VERSION)
+            .map_err(|_| missing(SYMBOL_API_VERSION))?;
+        let found = version();
+        if found != GAME_API_INFO {
+            return Err(GameCodeError::OtherContract {
+                path: source.into(),
+                found,
+            });
+        }
+        GameFunctions {
+            update_and_render: *library
+                .get::<GameUpdateAndRenderFn>(SYMBOL_UPDATE_AND_RENDER)
+                .map_err(|_| missing(SYMBOL_UPDATE_AND_RENDER))?,
+            output_sound: *library
+                .get::<GameOutputSoundFn>(SYMBOL_OUTPUT_SOUND)
+                .map_err(|_| missing(SYMBOL_OUTPUT_SOUND))?,
+        }
+    };
+    Ok(LoadedLibrary {
+        _library: library,
+        functions,
+    })
+}
+
+/// dlerror text starts with the (private copy's) path and can span lines: keep the reason.
+fn one_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or(message);
+    match line.split_once(": ") {
+        Some((path, reason)) if path.contains('/') => reason.trim().to_string(),
+        _ => line.trim().to_string(),
+    }
+}
+
+/// A complete ELF shared object ends with its section header table (the linker writes it last),
+/// so a file shorter than `e_shoff + e_shnum * e_shentsize` is still being written.
+fn check_elf(path: &Path) -> Result<(), GameCodeError> {
+    let missing = |source| GameCodeError::Missing {
+        path: path.into(),
+        source,
+    };
+    let not_lib = |why| GameCodeError::NotALibrary {
+        path: path.into(),
+        why,
+    };
+    let mut file = File::open(path).map_err(missing)?;
+    let len = file.metadata().map_err(missing)?.len();
+    let mut header = [0u8; 64];
+    if file.read_exact(&mut header).is_err() {
+        return Err(if len == 0 {
+            GameCodeError::Incomplete { path: path.into() }
+        } else {
+            not_lib("too short for an ELF header")
+        });
+    }
+    if &header[..4] != b"\x7fELF" {
+        return Err(not_lib("no ELF magic number"));
+    }
+    if header[4] != 2 || header[5] != 1 {
+        return Err(not_lib("not a 64-bit little-endian ELF file"));
+    }
+    if u16::from_le_bytes([header[16], header[17]]) != 3 {
+        return Err(not_lib("an ELF file but not a shared object"));
+    }
+    let shoff = u64::from_le_bytes(header[0x28..0x30].try_into().expect("8 bytes"));
+    let shentsize = u64::from(u16::from_le_bytes([header[0x3a], header[0x3b]]));
+    let shnum = u64::from(u16::from_le_bytes([header[0x3c], header[0x3d]]));
+    let end = shoff
+        .checked_add(shentsize * shnum)
+        .ok_or_else(|| not_lib("corrupt section header offset"))?;
+    if end > len {
+        return Err(GameCodeError::Incomplete { path: path.into() });
+    }
+    Ok(())
+}
+
+/// How many copies of the game library are mapped into this process right now, read from
+/// `/proc/self/maps` (allocates: call it at exit, not per frame).
+pub fn mapped_copies(copies_dir: &Path) -> usize {
+    let maps = fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let dir = copies_dir.to_string_lossy();
+    let mut paths: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.find(dir.as_ref()).map(|i| &l[i..]))
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_files_that_are_not_libraries() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text.so");
+        fs::write(
+            &text,
+            b"hello, this is not ELF at all, but long enough to hold a header.....",
+        )
+        .unwrap();
+        let err = GameCode::load(&text).err().unwrap();
+        assert!(err.to_string().contains("no ELF magic number"), "{err}");
+        let missing = GameCode::load(&dir.path().join("nope.so")).err().unwrap();
+        assert!(missing.to_string().contains("cannot be read"), "{missing}");
+    }
+
+    #[test]
+    fn truncated_elf_is_incomplete() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = fs::read("/proc/self/exe").unwrap();
+        let path = dir.path().join("half.so");
+        let mut half = own[..own.len() / 2].to_vec();
+        half[16] = 3; // pretend to be ET_DYN so only the length is wrong
+        fs::write(&path, &half).unwrap();
+        assert!(matches!(
+            check_elf(&path),
+            Err(GameCodeError::Incomplete { .. })
+        ));
+    }
+
+    #[test]
+    fn dlerror_becomes_one_line() {
+        assert_eq!(
+            one_line("/tmp/x/game-0.so: undefined symbol: foo\nmore"),
+            "undefined symbol: foo"
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Run statistics for `--stats`: frame and reload time distributions kept in fixed histograms
+//! carved from the platform arena (recording a frame time allocates nothing), plus counters.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use handmade_api::{ArenaError, MemoryArena};
+
+/// A histogram of durations in 10 µs buckets; longer ones land in the last bucket but still
+/// count toward `max`.
+pub struct Timings<'a> {
+    buckets: &'a mut [u32],
+    count: u64,
+    max: Duration,
+}
+
+const BUCKET_NS: u128 = 10_000;
+
+impl<'a> Timings<'a> {
+    pub fn new(arena: &mut MemoryArena<'a>, longest: Duration) -> Result<Self, ArenaError> {
+        let n = (longest.as_nanos() / BUCKET_NS) as usize + 1;
+        Ok(Self {
+            buckets: arena.push_array(n, 0u32)?,
+            count: 0,
+            max: Duration::ZERO,
+        })
+    }
+
+    pub fn record(&mut self, d: Duration) {
+        let i = ((d.as_nanos() / BUCKET_NS) as usize).min(self.buckets.len() - 1);
+        self.buckets[i] = self.buckets[i].saturating_add(1);
+        self.count += 1;
+        self.max = self.max.max(d);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The `p`-th percentile (0..=100) in milliseconds, to bucket resolution (midpoint).
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0u64;
+        for (i, &c) in self.buckets.iter().enumerate() {
+            seen += u64::from(c);
+            if seen >= rank {
+                let mid_ns = i as f64 * BUCKET_NS as f64 + BUCKET_NS as f64 / 2.0;
+                return (mid_ns / 1e6).min(self.max_ms());
+            }
+        }
+        self.max_ms()
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.max.as_secs_f64() * 1e3
+    }
+}
+
+/// Everything `--stats` prints. Counters only; timings live in `Timings`.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub frames: u64,
+    pub sound_frames: u64,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    /// Allocations on the frame thread in frames without a reload, after warm-up.
+    pub heap_allocs_after_warmup: u64,
+    /// Allocations on other threads (sound server client threads, the rebuild watcher) after warm-up.
+    pub heap_allocs_other_threads: u64,
+    /// Allocations made by reloads themselves (`dlopen` allocates).
+    pub reload_heap_allocs: u64,
+    /// Allocations inside the sound path (output-sound call, conversion, device write), all frames.
+    pub sound_heap_allocs: u64,
+    pub underruns: u64,
+    pub latency_ms: f64,
+    pub arena_high_water_bytes: u64,
+    pub nonfinite_samples: u64,
+    pub game_panics: u64,
+    pub game_libs_mapped: usize,
+    pub alloc_counting: bool,
+}
+
+/// The one `stats:` line: space-separated `key=value` pairs.
+pub fn format_line(
+    c: &Counters,
+    frame: &Timings<'_>,
+    reload: &Timings<'_>,
+    resident_mib: f64,
+) -> String {
+    let mut s = String::from("stats:");
+    let mut kv = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = write!(s, " {k}={v}");
+    };
+    kv("frames", &c.frames);
+    kv("sound_frames", &c.sound_frames);
+    kv("reloads", &c.reloads);
+    kv("reload_failures", &c.reload_failures);
+    kv(
+        "reload_ms_p50",
+        &format!("{:.3}", reload.percentile_ms(50.0)),
+    );
+    kv("reload_ms_max", &format!("{:.3}", reload.max_ms()));
+    kv("frame_ms_p50", &format!("{:.3}", frame.percentile_ms(50.0)));
+    kv("frame_ms_p99", &format!("{:.3}", frame.percentile_ms(99.0)));
+    kv("frame_ms_max", &format!("{:.3}", frame.max_ms()));
+    kv("heap_allocs_after_warmup", &c.heap_allocs_after_warmup);
+    kv("heap_allocs_other_threads", &c.heap_allocs_other_threads);
+    kv("reload_heap_allocs", &c.reload_heap_allocs);
+    kv("sound_heap_allocs", &c.sound_heap_allocs);
+    kv("alloc_counting", &c.alloc_counting);
+    kv("underruns", &c.underruns);
+    kv("latency_ms", &format!("{:.2}", c.latency_ms));
+    kv("arena_high_water_bytes", &c.arena_high_water_bytes);
+    kv("resident_mib", &format!("{resident_mib:.1}"));
+    kv("nonfinite_samples", &c.nonfinite_samples);
+    kv("game_panics", &c.game_panics);
+    kv("game_libs_mapped", &c.game_libs_mapped);
+    s
+}
+
+/// Resident set size from `/proc/self/statm`, in MiB.
+pub fn resident_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    pages * page / (1024.0 * 1024.0)
+}
+
+/// Parses a `stats:` line back into pairs (used by tests and reports).
+pub fn parse_line(line: &str) -> Vec<(String, String)> {
+    line.trim_start_matches("stats:")
+        .split_whitespace()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_from_the_histogram() {
+        let mut backing = vec![0u8; 1 << 20];
+        let mut arena = MemoryArena::new("stats", &mut backing);
+        let mut t = Timings::new(&mut arena, Duration::from_millis(100)).unwrap();
+        for ms in 1..=100 {
+            t.record(Duration::from_millis(ms));
+        }
+        t.record(Duration::from_secs(5)); // beyond the range: last bucket, exact max
+        assert!(
+            (t.percentile_ms(50.0) - 50.005).abs() < 0.01,
+            "{}",
+            t.percentile_ms(50.0)
+        );
+        assert_eq!(t.max_ms(), 5000.0);
+        assert_eq!(t.count(), 101);
+    }
+
+    #[test]
+    fn line_round_trips() {
+        let mut backing = vec![0u8; 1 << 16];
+        let mut arena = MemoryArena::new("stats", &mut backing);
+        let t = Timings::new(&mut arena, Duration::from_millis(10)).unwrap();
+        let c = Counters {
+            frames: 600,
+            ..Default::default()
+        };
+        let line = format_line(&c, &t, &t, 12.5);
+        let pairs = parse_line(&line);
+        assert!(line.starts_with("stats: frames=600 "));
+        assert!(pairs
+            .iter()
+            .any(|(k, v)| k == "resident_mib" && v == "12.5"));
+    }
+}
