@@ -19,4 +19,5 @@ pub mod game_code;
 pub mod input;
 pub mod input_script;
 pub mod memory;
+pub mod sdl_context;
 pub mod stats;
