@@ -362,15 +362,21 @@ fn check_elf(path: &Path) -> Result<(), GameCodeError> {
     let mut file = File::open(path).map_err(missing)?;
     let len = file.metadata().map_err(missing)?.len();
     let mut header = [0u8; 64];
-    if file.read_exact(&mut header).is_err() {
-        return Err(if len == 0 {
-            GameCodeError::Incomplete { path: path.into() }
-        } else {
-            not_lib("too short for an ELF header")
-        });
+    let mut got = 0;
+    while got < header.len() {
+        match file.read(&mut header[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(missing(e)),
+        }
     }
-    if &header[..4] != b"\x7fELF" {
+    let magic = b"\x7fELF";
+    if header[..got.min(4)] != magic[..got.min(4)] {
         return Err(not_lib("no ELF magic number"));
+    }
+    if got < header.len() {
+        // Empty, or a prefix of an ELF header: a linker is still writing it.
+        return Err(GameCodeError::Incomplete { path: path.into() });
     }
     if header[4] != 2 || header[5] != 1 {
         return Err(not_lib("not a 64-bit little-endian ELF file"));
