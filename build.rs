@@ -10,15 +10,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const COUNTED: &[&str] = &[
-    "malloc",
-    "calloc",
-    "realloc",
-    "free",
-    "memalign",
-    "aligned_alloc",
-    "posix_memalign",
-];
+const COUNTED: &[&str] = &["malloc", "calloc", "realloc", "free", "memalign", "aligned_alloc", "posix_memalign"];
 
 fn main() {
     check_system_libraries();
@@ -32,15 +24,12 @@ fn main() {
 
 fn check_system_libraries() {
     for (module, package) in [("alsa", "libasound2-dev"), ("sdl2", "libsdl2-dev")] {
-        let found = Command::new("pkg-config")
-            .args(["--exists", module])
-            .status()
-            .map(|s| s.success());
+        let found = Command::new("pkg-config").args(["--exists", module]).status().map(|s| s.success());
         match found {
             Ok(true) => {}
-            Ok(false) => panic!(
-                "{module} development files not found: run `scripts/setup.sh` or `apt-get install {package}`"
-            ),
+            Ok(false) => {
+                panic!("{module} development files not found: run `scripts/setup.sh` or `apt-get install {package}`")
+            }
             Err(_) => println!("cargo:warning=pkg-config not found; cannot check for {package}"),
         }
     }
@@ -50,31 +39,11 @@ fn check_system_libraries() {
 /// directory where Cargo puts this profile's artifacts (and the game's `libgame.so`).
 fn record_target_dir() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let profile_dir = out_dir
-        .ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let profile_name = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug")
-        .to_string();
-    let target_dir = profile_dir
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    println!(
-        "cargo:rustc-env=HANDMADE_PROFILE_DIR={}",
-        profile_dir.display()
-    );
-    println!(
-        "cargo:rustc-env=HANDMADE_TARGET_DIR={}",
-        target_dir.display()
-    );
+    let profile_dir = out_dir.ancestors().nth(3).map(Path::to_path_buf).unwrap_or_default();
+    let profile_name = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_string();
+    let target_dir = profile_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    println!("cargo:rustc-env=HANDMADE_PROFILE_DIR={}", profile_dir.display());
+    println!("cargo:rustc-env=HANDMADE_TARGET_DIR={}", target_dir.display());
     println!("cargo:rustc-env=HANDMADE_PROFILE={profile_name}");
-    println!(
-        "cargo:rustc-env=HANDMADE_OPT_LEVEL={}",
-        env::var("OPT_LEVEL").unwrap_or_default()
-    );
+    println!("cargo:rustc-env=HANDMADE_OPT_LEVEL={}", env::var("OPT_LEVEL").unwrap_or_default());
 }

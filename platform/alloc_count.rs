@@ -47,10 +47,7 @@ pub struct AllocCounts {
 
 impl AllocCounts {
     pub fn now() -> Self {
-        Self {
-            all_threads: ALL_THREADS.load(Relaxed),
-            frame_thread: FRAME_THREAD_COUNT.load(Relaxed),
-        }
+        Self { all_threads: ALL_THREADS.load(Relaxed), frame_thread: FRAME_THREAD_COUNT.load(Relaxed) }
     }
 
     pub fn since(self, earlier: Self) -> Self {
@@ -130,11 +127,7 @@ pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_vo
 /// # Safety
 /// The C `posix_memalign` contract.
 #[no_mangle]
-pub unsafe extern "C" fn posix_memalign(
-    out: *mut *mut c_void,
-    align: size_t,
-    size: size_t,
-) -> libc::c_int {
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> libc::c_int {
     count();
     let word = std::mem::size_of::<*mut c_void>();
     if align % word != 0 || !align.is_power_of_two() {

@@ -35,10 +35,7 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Decodes a mono or stereo 8/16/24/32-bit integer or 32-bit float WAV into two channels.
 pub fn load_wav(path: &Path, arena: &mut MemoryArena<'_>) -> Result<GameSample, AssetError> {
-    let err = |reason: String| AssetError {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let err = |reason: String| AssetError { path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     decode_wav(&bytes, arena).map_err(err)
 }
@@ -49,22 +46,14 @@ pub fn decode_wav(bytes: &[u8], arena: &mut MemoryArena<'_>) -> Result<GameSampl
     let spec = reader.spec();
     let channels = usize::from(spec.channels);
     if !(1..=2).contains(&channels) {
-        return Err(format!(
-            "{channels} channels; only mono and stereo are supported"
-        ));
+        return Err(format!("{channels} channels; only mono and stereo are supported"));
     }
     let frames = reader.duration();
     if frames == 0 || frames > MAX_SAMPLE_FRAMES {
-        return Err(format!(
-            "{frames} frames; expected 1 to {MAX_SAMPLE_FRAMES}"
-        ));
+        return Err(format!("{frames} frames; expected 1 to {MAX_SAMPLE_FRAMES}"));
     }
-    let left = arena
-        .push_array(frames as usize, 0.0f32)
-        .map_err(|e| e.to_string())?;
-    let right = arena
-        .push_array(frames as usize, 0.0f32)
-        .map_err(|e| e.to_string())?;
+    let left = arena.push_array(frames as usize, 0.0f32).map_err(|e| e.to_string())?;
+    let right = arena.push_array(frames as usize, 0.0f32).map_err(|e| e.to_string())?;
     let mut decoded = 0usize;
     for (i, sample) in samples_f32(reader, spec).enumerate() {
         let sample = sample.map_err(|e| format!("not a valid WAV file ({e})"))?;
@@ -81,11 +70,7 @@ pub fn decode_wav(bytes: &[u8], arena: &mut MemoryArena<'_>) -> Result<GameSampl
         decoded = i + 1;
     }
     if decoded < frames as usize * channels {
-        return Err(format!(
-            "truncated: {} of {} samples present",
-            decoded,
-            frames as usize * channels
-        ));
+        return Err(format!("truncated: {} of {} samples present", decoded, frames as usize * channels));
     }
     Ok(GameSample {
         left: left.as_ptr(),
@@ -103,11 +88,7 @@ fn samples_f32<'r>(
         hound::SampleFormat::Float => Box::new(reader.into_samples::<f32>()),
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
-            Box::new(
-                reader
-                    .into_samples::<i32>()
-                    .map(move |s| s.map(|v| v as f32 * scale)),
-            )
+            Box::new(reader.into_samples::<i32>().map(move |s| s.map(|v| v as f32 * scale)))
         }
     }
 }
@@ -126,8 +107,7 @@ mod tests {
         let mut cursor = std::io::Cursor::new(Vec::new());
         let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
         for i in 0..frames * channels as usize {
-            w.write_sample(if i % 2 == 0 { 16384i16 } else { -16384 })
-                .unwrap();
+            w.write_sample(if i % 2 == 0 { 16384i16 } else { -16384 }).unwrap();
         }
         w.finalize().unwrap();
         cursor.into_inner()
@@ -149,9 +129,7 @@ mod tests {
     fn malformed_and_truncated_files_say_why() {
         let mut backing = vec![0u8; 1 << 16];
         let mut arena = MemoryArena::new("assets", &mut backing);
-        assert!(decode_wav(b"RIFF....WAVEjunk", &mut arena)
-            .unwrap_err()
-            .contains("not a valid WAV"));
+        assert!(decode_wav(b"RIFF....WAVEjunk", &mut arena).unwrap_err().contains("not a valid WAV"));
         let mut cut = wav_bytes(2, 100);
         cut.truncate(cut.len() - 40);
         let e = decode_wav(&cut, &mut arena).unwrap_err();
@@ -162,8 +140,6 @@ mod tests {
     fn a_full_arena_is_reported_not_overrun() {
         let mut backing = vec![0u8; 256];
         let mut arena = MemoryArena::new("assets", &mut backing);
-        assert!(decode_wav(&wav_bytes(1, 100), &mut arena)
-            .unwrap_err()
-            .contains("arena 'assets' is full"));
+        assert!(decode_wav(&wav_bytes(1, 100), &mut arena).unwrap_err().contains("arena 'assets' is full"));
     }
 }

@@ -82,9 +82,7 @@ pub struct Args {
 }
 
 fn parse_size(text: &str) -> Result<(u32, u32), String> {
-    let (w, h) = text
-        .split_once('x')
-        .ok_or_else(|| format!("expected WIDTHxHEIGHT, got `{text}`"))?;
+    let (w, h) = text.split_once('x').ok_or_else(|| format!("expected WIDTHxHEIGHT, got `{text}`"))?;
     let w: u32 = w.parse().map_err(|_| format!("bad width `{w}`"))?;
     let h: u32 = h.parse().map_err(|_| format!("bad height `{h}`"))?;
     if !(16..=7680).contains(&w) || !(16..=4320).contains(&h) {
@@ -114,10 +112,7 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_ones() {
         let args = Args::parse_from(["handmade"]);
-        assert_eq!(
-            (args.fps, args.sample_rate, args.permanent_mib),
-            (60, 48_000, 64)
-        );
+        assert_eq!((args.fps, args.sample_rate, args.permanent_mib), (60, 48_000, 64));
         assert!((args.latency_ms() - 33.33).abs() < 0.01);
     }
 }

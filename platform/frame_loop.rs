@@ -8,9 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use handmade_api::{
-    ArenaError, AudioSyncMarker, AudioSyncRing, GameAssets, GameInput, GameMemory,
-    GameOffscreenBuffer, GameSample, GameSoundOutputBuffer, GameStatus, MemoryArena,
-    MAX_SOUND_FRAMES,
+    ArenaError, AudioSyncMarker, AudioSyncRing, GameAssets, GameInput, GameMemory, GameOffscreenBuffer, GameSample,
+    GameSoundOutputBuffer, GameStatus, MemoryArena, MAX_SOUND_FRAMES,
 };
 
 use crate::alloc_count::{self, AllocCounts};
@@ -21,7 +20,8 @@ use crate::input::{self, Key};
 use crate::input_script::{InputScript, ScriptError};
 use crate::memory::{MemoryError, MemoryLayout, PlatformMemoryBlock};
 use crate::stats::{self, Counters, Timings};
-use crate::{assets, game_build};
+use crate::video::Video;
+use crate::{assets, game_build, screenshot};
 
 /// Frames before allocation counting starts: first-touch work (lazy symbol binding, the
 /// device's first writes, SDL's first events) happens here.
@@ -59,13 +59,7 @@ macro_rules! from_error {
         }
     )*};
 }
-from_error!(
-    Memory(MemoryError),
-    Arena(ArenaError),
-    Game(GameCodeError),
-    Audio(AudioError),
-    Script(ScriptError)
-);
+from_error!(Memory(MemoryError), Arena(ArenaError), Game(GameCodeError), Audio(AudioError), Script(ScriptError));
 
 /// What a run leaves behind for `main` to print.
 pub struct RunReport {
@@ -107,6 +101,13 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
     let library = game_build::resolve_game_library(args.game_lib.as_deref());
     let mut game = GameCode::load(&library)?;
     log::info!("loaded game library {}", library.display());
+    let mut window = if args.headless {
+        None
+    } else {
+        let video = Video::open(args.size)
+            .map_err(|e| PlatformError::Other(format!("{e} (no display? --headless runs without a window)")))?;
+        Some(video)
+    };
 
     let desc = AudioDesc {
         sample_rate: args.sample_rate,
@@ -126,10 +127,7 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
     let mut left = [0.0f32; MAX_SOUND_FRAMES];
     let mut right = [0.0f32; MAX_SOUND_FRAMES];
 
-    let mut counters = Counters {
-        alloc_counting: alloc_count::is_active(),
-        ..Default::default()
-    };
+    let mut counters = Counters { alloc_counting: alloc_count::is_active(), ..Default::default() };
     let mut input = GameInput::default();
     let mut running_sample_index: u64 = 0;
     let mut game_paused = false;
@@ -152,26 +150,20 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
                 input::apply_key(&mut input, event.key, event.down);
             }
         }
+        if let Some(window) = window.as_mut() {
+            quit |= window.pump_events(&mut input);
+        }
         if quit {
             break;
         }
 
         // Reload the game if its library changed (or a reload is forced).
-        let forced =
-            args.reload_every != 0 && frame_index != 0 && frame_index % args.reload_every == 0;
-        let outcome = if forced {
-            game.force_reload()
-        } else {
-            game.reload_if_changed()
-        };
+        let forced = args.reload_every != 0 && frame_index != 0 && frame_index % args.reload_every == 0;
+        let outcome = if forced { game.force_reload() } else { game.reload_if_changed() };
         let reloaded = match outcome {
             ReloadOutcome::Unchanged => false,
             ReloadOutcome::Reloaded { load_time } => {
-                log::info!(
-                    "reloaded {} in {:.3} ms",
-                    game.source().display(),
-                    load_time.as_secs_f64() * 1e3
-                );
+                log::info!("reloaded {} in {:.3} ms", game.source().display(), load_time.as_secs_f64() * 1e3);
                 reload_times.record(load_time);
                 counters.reloads += 1;
                 game_memory.reloaded = 1;
@@ -183,22 +175,16 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
                 false
             }
         };
-        let functions = if game_paused {
-            GameFunctions::STUBS
-        } else {
-            game.functions()
-        };
+        let functions = if game_paused { GameFunctions::STUBS } else { game.functions() };
         game_memory.audio_sync = &*audio_sync;
 
         // Update and render.
         let mut offscreen = GameOffscreenBuffer::lend(bitmap, width, height);
         // SAFETY: the game gets exclusive access to its memory, the input and the bitmap for
         // the call; all three are live, initialised `repr(C)` values of the contract's types.
-        let status =
-            unsafe { (functions.update_and_render)(&mut *game_memory, &input, &mut offscreen) };
+        let status = unsafe { (functions.update_and_render)(&mut *game_memory, &input, &mut offscreen) };
         if status != GameStatus::Ok {
-            game_paused =
-                report_game_failure("game_update_and_render", status, game_memory, &mut counters);
+            game_paused = report_game_failure("game_update_and_render", status, game_memory, &mut counters);
         }
         game_memory.reloaded = 0;
 
@@ -207,25 +193,17 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
         let queued_before = audio.status().queued_frames;
         let wanted = audio.frames_wanted().min(MAX_SOUND_FRAMES);
         let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
-        let mut sound =
-            GameSoundOutputBuffer::lend(audio.sample_rate(), running_sample_index, l, r);
-        let functions = if game_paused {
-            GameFunctions::STUBS
-        } else {
-            functions
-        };
+        let mut sound = GameSoundOutputBuffer::lend(audio.sample_rate(), running_sample_index, l, r);
+        let functions = if game_paused { GameFunctions::STUBS } else { functions };
         // SAFETY: as above; `sound` lends the two stack channels for this call only.
         let status = unsafe { (functions.output_sound)(&mut *game_memory, &mut sound) };
         if status != GameStatus::Ok {
-            game_paused =
-                report_game_failure("game_output_sound", status, game_memory, &mut counters);
+            game_paused = report_game_failure("game_output_sound", status, game_memory, &mut counters);
             l.fill(0.0);
             r.fill(0.0);
         }
-        counters.nonfinite_samples += warn_nonfinite(
-            audio::sanitize(l) + audio::sanitize(r),
-            counters.nonfinite_samples,
-        );
+        counters.nonfinite_samples +=
+            warn_nonfinite(audio::sanitize(l) + audio::sanitize(r), counters.nonfinite_samples);
         match audio.write(l, r) {
             Ok(_) => {}
             Err(e) if !audio_failed => {
@@ -243,6 +221,11 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
         });
         running_sample_index += wanted as u64;
         counters.sound_frames += wanted as u64;
+
+        // Present the frame the game drew.
+        if let Some(window) = window.as_mut() {
+            window.present(bitmap);
+        }
 
         // Hold the frame rate: sleep most of the way, spin the last millisecond.
         if paced {
@@ -273,34 +256,22 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
     if let Some(path) = &args.sync_dump {
         write_sync_dump(path, audio_sync)?;
     }
-    let stats_line = stats::format_line(
-        &counters,
-        &frame_times,
-        &reload_times,
-        stats::resident_mib(),
-    );
-    Ok(RunReport {
-        stats_line,
-        counters,
-    })
+    if let Some(path) = &args.screenshot {
+        screenshot::write_png(path, bitmap, width, height).map_err(|e| PlatformError::Other(e.to_string()))?;
+        log::info!("screenshot written to {}", path.display());
+    }
+    let stats_line = stats::format_line(&counters, &frame_times, &reload_times, stats::resident_mib());
+    Ok(RunReport { stats_line, counters })
 }
 
 /// Says what the game did wrong (once per failure) and pauses it until the next reload.
-fn report_game_failure(
-    function: &str,
-    status: GameStatus,
-    memory: &GameMemory,
-    counters: &mut Counters,
-) -> bool {
+fn report_game_failure(function: &str, status: GameStatus, memory: &GameMemory, counters: &mut Counters) -> bool {
     counters.game_panics += 1;
     match status {
-        GameStatus::Panicked => log::error!(
-            "game panicked in {function}: {}; game paused until the next reload",
-            memory.panic_text()
-        ),
-        other => log::error!(
-            "game returned {other:?} from {function}; game paused until the next reload"
-        ),
+        GameStatus::Panicked => {
+            log::error!("game panicked in {function}: {}; game paused until the next reload", memory.panic_text())
+        }
+        other => log::error!("game returned {other:?} from {function}; game paused until the next reload"),
     }
     true
 }
@@ -313,21 +284,13 @@ fn warn_nonfinite(bad: usize, seen_before: u64) -> u64 {
 }
 
 fn load_loop_sample(args: &Args, arena: &mut MemoryArena<'_>) -> GameSample {
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(assets::default_data_dir);
+    let dir = args.data_dir.clone().unwrap_or_else(assets::default_data_dir);
     let path = dir.join("loop.wav");
     match assets::load_wav(&path, arena) {
         Ok(sample) => sample,
         Err(e) => {
             log::warn!("{e}; the demo runs without its loop sound");
-            GameSample {
-                left: std::ptr::null(),
-                right: std::ptr::null(),
-                frame_count: 0,
-                samples_per_second: 0,
-            }
+            GameSample { left: std::ptr::null(), right: std::ptr::null(), frame_count: 0, samples_per_second: 0 }
         }
     }
 }
@@ -343,14 +306,9 @@ fn wait_until(deadline: Instant) {
 }
 
 fn write_sync_dump(path: &PathBuf, ring: &AudioSyncRing) -> Result<(), PlatformError> {
-    let mut text =
-        String::from("# write_cursor frames_written queued_frames expected_frame_boundary\n");
+    let mut text = String::from("# write_cursor frames_written queued_frames expected_frame_boundary\n");
     for m in ring.iter() {
-        text += &format!(
-            "{} {} {} {}\n",
-            m.write_cursor, m.frames_written, m.queued_frames, m.expected_frame_boundary
-        );
+        text += &format!("{} {} {} {}\n", m.write_cursor, m.frames_written, m.queued_frames, m.expected_frame_boundary);
     }
-    std::fs::write(path, text)
-        .map_err(|e| PlatformError::Other(format!("cannot write {}: {e}", path.display())))
+    std::fs::write(path, text).map_err(|e| PlatformError::Other(format!("cannot write {}: {e}", path.display())))
 }

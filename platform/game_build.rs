@@ -27,25 +27,14 @@ pub fn default_game_library() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("HANDMADE_TARGET_DIR")));
-    let dir = if game_profile() == "dev" {
-        "debug"
-    } else {
-        game_profile()
-    };
+    let dir = if game_profile() == "dev" { "debug" } else { game_profile() };
     target.join(dir).join("libgame.so")
 }
 
 /// The `cargo build` command that (re)builds the game library of `workspace`.
 pub fn cargo_build_command(workspace: &Path) -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(workspace).args([
-        "build",
-        "--quiet",
-        "-p",
-        "game",
-        "--profile",
-        game_profile(),
-    ]);
+    cmd.current_dir(workspace).args(["build", "--quiet", "-p", "game", "--profile", game_profile()]);
     if std::env::var_os("CARGO_TARGET_DIR").is_none() {
         cmd.env("CARGO_TARGET_DIR", env!("HANDMADE_TARGET_DIR"));
     }
@@ -54,21 +43,13 @@ pub fn cargo_build_command(workspace: &Path) -> Command {
 
 /// Builds the game synchronously (start-up only). Cargo does nothing when it is up to date.
 pub fn build_game(workspace: &Path) -> Result<(), String> {
-    log::info!(
-        "building the game library (cargo build -p game --profile {})",
-        game_profile()
-    );
-    let output = cargo_build_command(workspace)
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    log::info!("building the game library (cargo build -p game --profile {})", game_profile());
+    let output = cargo_build_command(workspace).output().map_err(|e| format!("cannot run cargo: {e}"))?;
     if output.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let first = stderr
-        .lines()
-        .find(|l| l.contains("error"))
-        .unwrap_or("cargo build failed");
+    let first = stderr.lines().find(|l| l.contains("error")).unwrap_or("cargo build failed");
     Err(first.trim().to_string())
 }
 
@@ -80,10 +61,7 @@ pub fn resolve_game_library(flag: Option<&Path>) -> PathBuf {
     let library = default_game_library();
     if let Some(workspace) = workspace_dir() {
         if let Err(e) = build_game(&workspace) {
-            log::warn!(
-                "could not build the game ({e}); using {} as it is",
-                library.display()
-            );
+            log::warn!("could not build the game ({e}); using {} as it is", library.display());
         }
     }
     library

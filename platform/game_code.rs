@@ -12,76 +12,39 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use handmade_api::{
-    game_output_sound_stub, game_update_and_render_stub, GameApiInfo, GameApiVersionFn,
-    GameOutputSoundFn, GameUpdateAndRenderFn, GAME_API_INFO, SYMBOL_API_VERSION,
-    SYMBOL_OUTPUT_SOUND, SYMBOL_UPDATE_AND_RENDER,
+    game_output_sound_stub, game_update_and_render_stub, GameApiInfo, GameApiVersionFn, GameOutputSoundFn,
+    GameUpdateAndRenderFn, GAME_API_INFO, SYMBOL_API_VERSION, SYMBOL_OUTPUT_SOUND, SYMBOL_UPDATE_AND_RENDER,
 };
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 
 #[derive(Debug)]
 pub enum GameCodeError {
-    Missing {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    NotALibrary {
-        path: PathBuf,
-        why: &'static str,
-    },
-    Incomplete {
-        path: PathBuf,
-    },
-    PrivateCopy {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    Open {
-        path: PathBuf,
-        message: String,
-    },
-    MissingSymbol {
-        path: PathBuf,
-        symbol: &'static str,
-    },
-    OtherContract {
-        path: PathBuf,
-        found: GameApiInfo,
-    },
+    Missing { path: PathBuf, source: std::io::Error },
+    NotALibrary { path: PathBuf, why: &'static str },
+    Incomplete { path: PathBuf },
+    PrivateCopy { path: PathBuf, source: std::io::Error },
+    Open { path: PathBuf, message: String },
+    MissingSymbol { path: PathBuf, symbol: &'static str },
+    OtherContract { path: PathBuf, found: GameApiInfo },
 }
 
 impl fmt::Display for GameCodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use GameCodeError::*;
         match self {
-            Missing { path, source } => write!(
-                f,
-                "game library {} cannot be read: {source}",
-                path.display()
-            ),
+            Missing { path, source } => write!(f, "game library {} cannot be read: {source}", path.display()),
             NotALibrary { path, why } => {
                 write!(f, "{} is not a game library: {why}", path.display())
             }
-            Incomplete { path } => write!(
-                f,
-                "game library {} is incomplete (still being written?)",
-                path.display()
-            ),
+            Incomplete { path } => write!(f, "game library {} is incomplete (still being written?)", path.display()),
             PrivateCopy { path, source } => {
-                write!(
-                    f,
-                    "cannot copy the game library to the private directory {}: {source}",
-                    path.display()
-                )
+                write!(f, "cannot copy the game library to the private directory {}: {source}", path.display())
             }
             Open { path, message } => {
                 write!(f, "cannot load game library {}: {message}", path.display())
             }
             MissingSymbol { path, symbol } => {
-                write!(
-                    f,
-                    "game library {} does not export `{symbol}`",
-                    path.display()
-                )
+                write!(f, "game library {} does not export `{symbol}`", path.display())
             }
             OtherContract { path, found } => write!(
                 f,
@@ -109,10 +72,8 @@ pub struct GameFunctions {
 
 impl GameFunctions {
     /// What runs while no game is loaded: a blank frame and silence.
-    pub const STUBS: Self = Self {
-        update_and_render: game_update_and_render_stub,
-        output_sound: game_output_sound_stub,
-    };
+    pub const STUBS: Self =
+        Self { update_and_render: game_update_and_render_stub, output_sound: game_output_sound_stub };
 }
 
 /// What identifies one version of the library file on disk.
@@ -126,11 +87,7 @@ struct FileStamp {
 impl FileStamp {
     fn of(path: &Path) -> std::io::Result<Self> {
         let meta = fs::metadata(path)?;
-        Ok(Self {
-            modified: meta.modified()?,
-            len: meta.len(),
-            inode: meta.ino(),
-        })
+        Ok(Self { modified: meta.modified()?, len: meta.len(), inode: meta.ino() })
     }
 }
 
@@ -170,10 +127,7 @@ impl GameCode {
         let copies = tempfile::Builder::new()
             .prefix("handmade-game-")
             .tempdir()
-            .map_err(|source| GameCodeError::PrivateCopy {
-                path: std::env::temp_dir(),
-                source,
-            })?;
+            .map_err(|source| GameCodeError::PrivateCopy { path: std::env::temp_dir(), source })?;
         let mut code = Self {
             source: source.to_path_buf(),
             copies,
@@ -184,19 +138,14 @@ impl GameCode {
             failed_stamp: None,
             generation: 0,
         };
-        let stamp = FileStamp::of(source).map_err(|e| GameCodeError::Missing {
-            path: source.into(),
-            source: e,
-        })?;
+        let stamp = FileStamp::of(source).map_err(|e| GameCodeError::Missing { path: source.into(), source: e })?;
         code.swap_in(stamp)?;
         Ok(code)
     }
 
     /// No game at all: stubs only (used by tests of the loop and when loading is not wanted).
     pub fn functions(&self) -> GameFunctions {
-        self.loaded
-            .as_ref()
-            .map_or(GameFunctions::STUBS, |l| l.functions)
+        self.loaded.as_ref().map_or(GameFunctions::STUBS, |l| l.functions)
     }
 
     pub fn source(&self) -> &Path {
@@ -241,10 +190,7 @@ impl GameCode {
                 self.report(stamp, result)
             }
             Err(source) => {
-                let error = GameCodeError::Missing {
-                    path: self.source.clone(),
-                    source,
-                };
+                let error = GameCodeError::Missing { path: self.source.clone(), source };
                 log::warn!("reload failed, keeping the loaded game: {error}");
                 ReloadOutcome::Failed
             }
@@ -257,11 +203,7 @@ impl GameCode {
         Ok(start.elapsed())
     }
 
-    fn report(
-        &mut self,
-        stamp: FileStamp,
-        result: Result<Duration, GameCodeError>,
-    ) -> ReloadOutcome {
+    fn report(&mut self, stamp: FileStamp, result: Result<Duration, GameCodeError>) -> ReloadOutcome {
         self.pending = None;
         match result {
             Ok(load_time) => ReloadOutcome::Reloaded { load_time },
@@ -277,15 +219,9 @@ impl GameCode {
 
     fn swap_in(&mut self, stamp: FileStamp) -> Result<(), GameCodeError> {
         check_elf(&self.source)?;
-        let copy = self
-            .copies
-            .path()
-            .join(format!("game-{}.so", self.copies_made));
+        let copy = self.copies.path().join(format!("game-{}.so", self.copies_made));
         self.copies_made += 1;
-        fs::copy(&self.source, &copy).map_err(|source| GameCodeError::PrivateCopy {
-            path: copy.clone(),
-            source,
-        })?;
+        fs::copy(&self.source, &copy).map_err(|source| GameCodeError::PrivateCopy { path: copy.clone(), source })?;
         let loaded = open_checked(&copy, &self.source);
         // The mapping keeps the code alive; the directory stays empty between reloads.
         let _ = fs::remove_file(&copy);
@@ -301,12 +237,8 @@ impl GameCode {
 fn open_checked(copy: &Path, source: &Path) -> Result<LoadedLibrary, GameCodeError> {
     // SAFETY: loading runs the library's initialisers. The file is a copy of the game library
     // the user chose, placed in our private 0700 directory, so nobody else could swap it.
-    let library = unsafe { Library::open(Some(copy), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
-        GameCodeError::Open {
-            path: source.into(),
-            message: one_line(&e.to_string()),
-        }
-    })?;
+    let library = unsafe { Library::open(Some(copy), RTLD_NOW | RTLD_LOCAL) }
+        .map_err(|e| GameCodeError::Open { path: source.into(), message: one_line(&e.to_string()) })?;
     let missing = |symbol: &'static [u8]| GameCodeError::MissingSymbol {
         path: source.into(),
         symbol: std::str::from_utf8(&symbol[..symbol.len() - 1]).unwrap_or("?"),
@@ -314,15 +246,10 @@ fn open_checked(copy: &Path, source: &Path) -> Result<LoadedLibrary, GameCodeErr
     // SAFETY: each symbol is looked up with the exact type the contract declares for it; the
     // version check below refuses a library whose contract (and so whose types) differ.
     let functions = unsafe {
-        let version = *library
-            .get::<GameApiVersionFn>(SYMBOL_API_VERSION)
-            .map_err(|_| missing(SYMBOL_API_VERSION))?;
+        let version = *library.get::<GameApiVersionFn>(SYMBOL_API_VERSION).map_err(|_| missing(SYMBOL_API_VERSION))?;
         let found = version();
         if found != GAME_API_INFO {
-            return Err(GameCodeError::OtherContract {
-                path: source.into(),
-                found,
-            });
+            return Err(GameCodeError::OtherContract { path: source.into(), found });
         }
         GameFunctions {
             update_and_render: *library
@@ -333,10 +260,7 @@ fn open_checked(copy: &Path, source: &Path) -> Result<LoadedLibrary, GameCodeErr
                 .map_err(|_| missing(SYMBOL_OUTPUT_SOUND))?,
         }
     };
-    Ok(LoadedLibrary {
-        _library: library,
-        functions,
-    })
+    Ok(LoadedLibrary { _library: library, functions })
 }
 
 /// dlerror text starts with the (private copy's) path and can span lines: keep the reason.
@@ -351,14 +275,8 @@ fn one_line(message: &str) -> String {
 /// A complete ELF shared object ends with its section header table (the linker writes it last),
 /// so a file shorter than `e_shoff + e_shnum * e_shentsize` is still being written.
 fn check_elf(path: &Path) -> Result<(), GameCodeError> {
-    let missing = |source| GameCodeError::Missing {
-        path: path.into(),
-        source,
-    };
-    let not_lib = |why| GameCodeError::NotALibrary {
-        path: path.into(),
-        why,
-    };
+    let missing = |source| GameCodeError::Missing { path: path.into(), source };
+    let not_lib = |why| GameCodeError::NotALibrary { path: path.into(), why };
     let mut file = File::open(path).map_err(missing)?;
     let len = file.metadata().map_err(missing)?.len();
     let mut header = [0u8; 64];
@@ -387,9 +305,7 @@ fn check_elf(path: &Path) -> Result<(), GameCodeError> {
     let shoff = u64::from_le_bytes(header[0x28..0x30].try_into().expect("8 bytes"));
     let shentsize = u64::from(u16::from_le_bytes([header[0x3a], header[0x3b]]));
     let shnum = u64::from(u16::from_le_bytes([header[0x3c], header[0x3d]]));
-    let end = shoff
-        .checked_add(shentsize * shnum)
-        .ok_or_else(|| not_lib("corrupt section header offset"))?;
+    let end = shoff.checked_add(shentsize * shnum).ok_or_else(|| not_lib("corrupt section header offset"))?;
     if end > len {
         return Err(GameCodeError::Incomplete { path: path.into() });
     }
@@ -401,10 +317,7 @@ fn check_elf(path: &Path) -> Result<(), GameCodeError> {
 pub fn mapped_copies(copies_dir: &Path) -> usize {
     let maps = fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let dir = copies_dir.to_string_lossy();
-    let mut paths: Vec<&str> = maps
-        .lines()
-        .filter_map(|l| l.find(dir.as_ref()).map(|i| &l[i..]))
-        .collect();
+    let mut paths: Vec<&str> = maps.lines().filter_map(|l| l.find(dir.as_ref()).map(|i| &l[i..])).collect();
     paths.sort_unstable();
     paths.dedup();
     paths.len()
@@ -418,11 +331,7 @@ mod tests {
     fn rejects_files_that_are_not_libraries() {
         let dir = tempfile::tempdir().unwrap();
         let text = dir.path().join("text.so");
-        fs::write(
-            &text,
-            b"hello, this is not ELF at all, but long enough to hold a header.....",
-        )
-        .unwrap();
+        fs::write(&text, b"hello, this is not ELF at all, but long enough to hold a header.....").unwrap();
         let err = GameCode::load(&text).err().unwrap();
         assert!(err.to_string().contains("no ELF magic number"), "{err}");
         let missing = GameCode::load(&dir.path().join("nope.so")).err().unwrap();
@@ -437,17 +346,11 @@ mod tests {
         let mut half = own[..own.len() / 2].to_vec();
         half[16] = 3; // pretend to be ET_DYN so only the length is wrong
         fs::write(&path, &half).unwrap();
-        assert!(matches!(
-            check_elf(&path),
-            Err(GameCodeError::Incomplete { .. })
-        ));
+        assert!(matches!(check_elf(&path), Err(GameCodeError::Incomplete { .. })));
     }
 
     #[test]
     fn dlerror_becomes_one_line() {
-        assert_eq!(
-            one_line("/tmp/x/game-0.so: undefined symbol: foo\nmore"),
-            "undefined symbol: foo"
-        );
+        assert_eq!(one_line("/tmp/x/game-0.so: undefined symbol: foo\nmore"), "undefined symbol: foo");
     }
 }

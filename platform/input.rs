@@ -38,11 +38,7 @@ pub fn begin_frame(input: &mut GameInput, frame_index: u64, dt: f32) {
     input.frame_index = frame_index;
     input.dt_for_frame = dt;
     input.controllers[0].is_connected = 1;
-    let all = input
-        .controllers
-        .iter_mut()
-        .flat_map(|c| c.buttons.iter_mut())
-        .chain(input.letters.iter_mut());
+    let all = input.controllers.iter_mut().flat_map(|c| c.buttons.iter_mut()).chain(input.letters.iter_mut());
     for b in all {
         b.half_transition_count = 0;
     }
@@ -83,15 +79,9 @@ mod tests {
         apply_key(&mut input, Key::Space, true); // auto-repeat: no new transition
         apply_key(&mut input, Key::Space, false);
         let b = input.controllers[0].buttons[button::ACTION_DOWN];
-        assert_eq!(
-            (b.half_transition_count, b.is_down(), b.was_pressed()),
-            (2, false, true)
-        );
+        assert_eq!((b.half_transition_count, b.is_down(), b.was_pressed()), (2, false, true));
         begin_frame(&mut input, 1, 1.0 / 60.0);
-        assert_eq!(
-            input.controllers[0].buttons[button::ACTION_DOWN].half_transition_count,
-            0
-        );
+        assert_eq!(input.controllers[0].buttons[button::ACTION_DOWN].half_transition_count, 0);
     }
 
     #[test]

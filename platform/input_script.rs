@@ -23,11 +23,10 @@ pub struct ScriptError {
 
 impl fmt::Display for ScriptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "input script {} line {}: {}",
-            self.path, self.line, self.message
-        )
+        match self.line {
+            0 => write!(f, "input script {}: {}", self.path, self.message),
+            line => write!(f, "input script {} line {line}: {}", self.path, self.message),
+        }
     }
 }
 
@@ -47,11 +46,7 @@ impl InputScript {
             line: 0,
             message: e.to_string(),
         })?;
-        Self::parse(&text).map_err(|(line, message)| ScriptError {
-            path: path.display().to_string(),
-            line,
-            message,
-        })
+        Self::parse(&text).map_err(|(line, message)| ScriptError { path: path.display().to_string(), line, message })
     }
 
     pub fn parse(text: &str) -> Result<Self, (usize, String)> {
@@ -91,17 +86,12 @@ impl InputScript {
 
 fn parse_line(line: &str) -> Result<ScriptEvent, String> {
     let mut words = line.split_whitespace();
-    let (Some(frame), Some(key), Some(state), None) =
-        (words.next(), words.next(), words.next(), words.next())
-    else {
+    let (Some(frame), Some(key), Some(state), None) = (words.next(), words.next(), words.next(), words.next()) else {
         return Err(format!("expected `FRAME KEY down|up`, got `{line}`"));
     };
-    let frame = frame
-        .parse()
-        .map_err(|_| format!("`{frame}` is not a frame number"))?;
-    let key = Key::from_name(key).ok_or_else(|| {
-        format!("unknown key `{key}` (use left right up down space l escape or a letter)")
-    })?;
+    let frame = frame.parse().map_err(|_| format!("`{frame}` is not a frame number"))?;
+    let key = Key::from_name(key)
+        .ok_or_else(|| format!("unknown key `{key}` (use left right up down space l escape or a letter)"))?;
     let down = match state {
         "down" => true,
         "up" => false,
@@ -117,8 +107,7 @@ mod tests {
     #[test]
     fn parses_and_hands_out_events_per_frame() {
         let mut script =
-            InputScript::parse("# demo\n10 right down\n\n5 space down\n10 right up # same frame\n")
-                .unwrap();
+            InputScript::parse("# demo\n10 right down\n\n5 space down\n10 right up # same frame\n").unwrap();
         assert_eq!(script.len(), 3);
         assert!(script.events_for(0).is_empty());
         assert_eq!(script.events_for(5)[0].key, Key::Space);
@@ -129,23 +118,9 @@ mod tests {
 
     #[test]
     fn bad_lines_name_the_line_and_the_problem() {
-        assert_eq!(
-            InputScript::parse("1 right down\nx right down")
-                .unwrap_err()
-                .0,
-            2
-        );
-        assert!(InputScript::parse("1 f1 down")
-            .unwrap_err()
-            .1
-            .contains("unknown key"));
-        assert!(InputScript::parse("1 a sideways")
-            .unwrap_err()
-            .1
-            .contains("neither"));
-        assert!(InputScript::parse("1 a")
-            .unwrap_err()
-            .1
-            .contains("expected"));
+        assert_eq!(InputScript::parse("1 right down\nx right down").unwrap_err().0, 2);
+        assert!(InputScript::parse("1 f1 down").unwrap_err().1.contains("unknown key"));
+        assert!(InputScript::parse("1 a sideways").unwrap_err().1.contains("neither"));
+        assert!(InputScript::parse("1 a").unwrap_err().1.contains("expected"));
     }
 }

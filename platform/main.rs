@@ -12,17 +12,11 @@ fn main() {
         .init();
     let args = match Args::try_parse() {
         Ok(args) => args,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            e.exit()
-        }
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
         Err(e) => {
             // clap's message is several lines with a usage hint; a user needs the first.
             let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
+            let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
             eprintln!("handmade: {first} (see --help)");
             std::process::exit(2);
         }

@@ -17,11 +17,7 @@ pub struct MemoryLayout {
 }
 
 impl MemoryLayout {
-    pub fn from_mib(
-        permanent_mib: usize,
-        transient_mib: usize,
-        platform_mib: usize,
-    ) -> Result<Self, MemoryError> {
+    pub fn from_mib(permanent_mib: usize, transient_mib: usize, platform_mib: usize) -> Result<Self, MemoryError> {
         let bytes = |mib: usize| mib.checked_mul(MIB).ok_or(MemoryError::TooLarge { mib });
         Ok(Self {
             permanent_bytes: bytes(permanent_mib)?,
@@ -31,21 +27,14 @@ impl MemoryLayout {
     }
 
     pub fn total(&self) -> Option<usize> {
-        self.permanent_bytes
-            .checked_add(self.transient_bytes)?
-            .checked_add(self.platform_bytes)
+        self.permanent_bytes.checked_add(self.transient_bytes)?.checked_add(self.platform_bytes)
     }
 }
 
 #[derive(Debug)]
 pub enum MemoryError {
-    TooLarge {
-        mib: usize,
-    },
-    Map {
-        bytes: usize,
-        source: std::io::Error,
-    },
+    TooLarge { mib: usize },
+    Map { bytes: usize, source: std::io::Error },
 }
 
 impl fmt::Display for MemoryError {
@@ -79,16 +68,12 @@ pub struct MemoryRegions<'a> {
 
 impl PlatformMemoryBlock {
     pub fn reserve(layout: MemoryLayout) -> Result<Self, MemoryError> {
-        let bytes = layout.total().ok_or(MemoryError::TooLarge {
-            mib: usize::MAX / MIB,
-        })?;
+        let bytes = layout.total().ok_or(MemoryError::TooLarge { mib: usize::MAX / MIB })?;
         // An anonymous private mapping: zero-filled, backed lazily, no file, no swap reservation
         // beyond what is touched (MAP_NORESERVE keeps a large transient size from failing on
         // strict overcommit settings).
-        let map = MmapOptions::new()
-            .len(bytes.max(1))
-            .map_anon()
-            .map_err(|source| MemoryError::Map { bytes, source })?;
+        let map =
+            MmapOptions::new().len(bytes.max(1)).map_anon().map_err(|source| MemoryError::Map { bytes, source })?;
         Ok(Self { map, layout })
     }
 
@@ -110,11 +95,7 @@ impl PlatformMemoryBlock {
         let (permanent, rest) = self.map.split_at_mut(layout.permanent_bytes);
         let (transient, rest) = rest.split_at_mut(layout.transient_bytes);
         let platform = MemoryArena::new("platform", &mut rest[..layout.platform_bytes]);
-        MemoryRegions {
-            permanent,
-            transient,
-            platform,
-        }
+        MemoryRegions { permanent, transient, platform }
     }
 }
 
@@ -124,22 +105,14 @@ mod tests {
 
     #[test]
     fn block_is_zeroed_and_carved_exactly() {
-        let layout = MemoryLayout {
-            permanent_bytes: 4096,
-            transient_bytes: 8192,
-            platform_bytes: 4096,
-        };
+        let layout = MemoryLayout { permanent_bytes: 4096, transient_bytes: 8192, platform_bytes: 4096 };
         let mut block = PlatformMemoryBlock::reserve(layout).unwrap();
         assert_eq!(block.len(), 16384);
         let regions = block.carve();
         assert_eq!(regions.permanent.len(), 4096);
         assert_eq!(regions.transient.len(), 8192);
         assert_eq!(regions.platform.size(), 4096);
-        assert!(regions
-            .permanent
-            .iter()
-            .chain(regions.transient.iter())
-            .all(|&b| b == 0));
+        assert!(regions.permanent.iter().chain(regions.transient.iter()).all(|&b| b == 0));
         let end_of_permanent = regions.permanent.as_ptr() as usize + 4096;
         assert_eq!(end_of_permanent, regions.transient.as_ptr() as usize);
     }
@@ -148,14 +121,8 @@ mod tests {
     fn impossible_size_is_one_clear_error() {
         let err = MemoryLayout::from_mib(usize::MAX / 2, 1, 1).unwrap_err();
         assert!(err.to_string().contains("does not fit"));
-        let huge = MemoryLayout {
-            permanent_bytes: 1 << 46,
-            transient_bytes: 1 << 46,
-            platform_bytes: 1 << 46,
-        };
-        let err = PlatformMemoryBlock::reserve(huge)
-            .err()
-            .expect("a 192 TiB mapping must fail");
+        let huge = MemoryLayout { permanent_bytes: 1 << 46, transient_bytes: 1 << 46, platform_bytes: 1 << 46 };
+        let err = PlatformMemoryBlock::reserve(huge).err().expect("a 192 TiB mapping must fail");
         assert!(err.to_string().starts_with("cannot reserve the"), "{err}");
     }
 }

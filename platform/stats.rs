@@ -19,11 +19,7 @@ const BUCKET_NS: u128 = 10_000;
 impl<'a> Timings<'a> {
     pub fn new(arena: &mut MemoryArena<'a>, longest: Duration) -> Result<Self, ArenaError> {
         let n = (longest.as_nanos() / BUCKET_NS) as usize + 1;
-        Ok(Self {
-            buckets: arena.push_array(n, 0u32)?,
-            count: 0,
-            max: Duration::ZERO,
-        })
+        Ok(Self { buckets: arena.push_array(n, 0u32)?, count: 0, max: Duration::ZERO })
     }
 
     pub fn record(&mut self, d: Duration) {
@@ -84,12 +80,7 @@ pub struct Counters {
 }
 
 /// The one `stats:` line: space-separated `key=value` pairs.
-pub fn format_line(
-    c: &Counters,
-    frame: &Timings<'_>,
-    reload: &Timings<'_>,
-    resident_mib: f64,
-) -> String {
+pub fn format_line(c: &Counters, frame: &Timings<'_>, reload: &Timings<'_>, resident_mib: f64) -> String {
     let mut s = String::from("stats:");
     let mut kv = |k: &str, v: &dyn std::fmt::Display| {
         let _ = write!(s, " {k}={v}");
@@ -98,10 +89,7 @@ pub fn format_line(
     kv("sound_frames", &c.sound_frames);
     kv("reloads", &c.reloads);
     kv("reload_failures", &c.reload_failures);
-    kv(
-        "reload_ms_p50",
-        &format!("{:.3}", reload.percentile_ms(50.0)),
-    );
+    kv("reload_ms_p50", &format!("{:.3}", reload.percentile_ms(50.0)));
     kv("reload_ms_max", &format!("{:.3}", reload.max_ms()));
     kv("frame_ms_p50", &format!("{:.3}", frame.percentile_ms(50.0)));
     kv("frame_ms_p99", &format!("{:.3}", frame.percentile_ms(99.0)));
@@ -124,11 +112,7 @@ pub fn format_line(
 /// Resident set size from `/proc/self/statm`, in MiB.
 pub fn resident_mib() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0.0);
+    let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0.0);
     // SAFETY: sysconf only reads a system constant.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
     pages * page / (1024.0 * 1024.0)
@@ -138,10 +122,7 @@ pub fn resident_mib() -> f64 {
 pub fn parse_line(line: &str) -> Vec<(String, String)> {
     line.trim_start_matches("stats:")
         .split_whitespace()
-        .filter_map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect()
 }
 
@@ -158,11 +139,7 @@ mod tests {
             t.record(Duration::from_millis(ms));
         }
         t.record(Duration::from_secs(5)); // beyond the range: last bucket, exact max
-        assert!(
-            (t.percentile_ms(50.0) - 50.005).abs() < 0.01,
-            "{}",
-            t.percentile_ms(50.0)
-        );
+        assert!((t.percentile_ms(50.0) - 50.005).abs() < 0.01, "{}", t.percentile_ms(50.0));
         assert_eq!(t.max_ms(), 5000.0);
         assert_eq!(t.count(), 101);
     }
@@ -172,15 +149,10 @@ mod tests {
         let mut backing = vec![0u8; 1 << 16];
         let mut arena = MemoryArena::new("stats", &mut backing);
         let t = Timings::new(&mut arena, Duration::from_millis(10)).unwrap();
-        let c = Counters {
-            frames: 600,
-            ..Default::default()
-        };
+        let c = Counters { frames: 600, ..Default::default() };
         let line = format_line(&c, &t, &t, 12.5);
         let pairs = parse_line(&line);
         assert!(line.starts_with("stats: frames=600 "));
-        assert!(pairs
-            .iter()
-            .any(|(k, v)| k == "resident_mib" && v == "12.5"));
+        assert!(pairs.iter().any(|(k, v)| k == "resident_mib" && v == "12.5"));
     }
 }

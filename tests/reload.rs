@@ -20,24 +20,12 @@ fn offline_runs_are_deterministic_with_and_without_forced_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str, extra: &[&str]| {
         let wav = dir.path().join(name);
-        let mut args = vec![
-            "--headless",
-            "--audio",
-            "wav",
-            "--frames",
-            "600",
-            "--stats",
-            "--game-lib",
-        ];
+        let mut args = vec!["--headless", "--audio", "wav", "--frames", "600", "--stats", "--game-lib"];
         args.push(game.to_str().unwrap());
         args.extend(["--wav-out", wav.to_str().unwrap()]);
         args.extend(extra);
         let out = run_platform(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         (fs::read(&wav).unwrap(), out)
     };
     let (a, out_a) = run("a.wav", &[]);
@@ -56,31 +44,18 @@ fn offline_runs_are_deterministic_with_and_without_forced_reloads() {
     }
     // Old libraries are really unmapped: only the current copy is in /proc/self/maps.
     assert_eq!(stat_u64(&out_c.stdout, "game_libs_mapped"), 1);
-    let logged = String::from_utf8_lossy(&out_c.stderr)
-        .matches("reloaded")
-        .count();
+    let logged = String::from_utf8_lossy(&out_c.stderr).matches("reloaded").count();
     assert_eq!(logged, 85, "one `reloaded` line per reload");
 
     let (left, right) = read_wav(&dir.path().join("a.wav"));
-    assert!(
-        max_error_steps(&left, |_| DEFAULT_AMPLITUDE) <= 1.0,
-        "a clean 256 Hz sine"
-    );
+    assert!(max_error_steps(&left, |_| DEFAULT_AMPLITUDE) <= 1.0, "a clean 256 Hz sine");
     assert_eq!(left, right);
 }
 
 /// Starts the platform paced (so there is time to swap the library under it).
 fn spawn_paced(game: &std::path::Path, wav: &std::path::Path, frames: &str) -> std::process::Child {
     Command::new(platform_binary())
-        .args([
-            "--headless",
-            "--realtime",
-            "--audio",
-            "wav",
-            "--stats",
-            "--frames",
-            frames,
-        ])
+        .args(["--headless", "--realtime", "--audio", "wav", "--stats", "--frames", frames])
         .arg("--game-lib")
         .arg(game)
         .arg("--wav-out")
@@ -105,11 +80,7 @@ fn a_new_build_is_heard_at_a_frame_boundary_with_the_phase_kept() {
     // Write the new library slowly, in place, the way a linker or `cp` would: the platform must
     // wait for the complete file rather than fail on the half-written one.
     let bytes = fs::read(&loud).unwrap();
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&live)
-        .unwrap();
+    let mut file = fs::OpenOptions::new().write(true).truncate(true).open(&live).unwrap();
     file.write_all(&bytes[..bytes.len() / 2]).unwrap();
     file.flush().unwrap();
     sleep(Duration::from_millis(120));
@@ -124,22 +95,13 @@ fn a_new_build_is_heard_at_a_frame_boundary_with_the_phase_kept() {
     let (left, right) = read_wav(&wav);
     assert_eq!(left.len(), 240 * FRAME);
     let peak = |block: &[f64]| block.iter().fold(0.0f64, |m, s| m.max(s.abs()));
-    let loud_from = left
-        .chunks(FRAME)
-        .position(|b| peak(b) > 0.4)
-        .expect("the loud build was heard");
-    assert!(
-        loud_from > 30 && loud_from < 200,
-        "switched at frame {loud_from}"
-    );
+    let loud_from = left.chunks(FRAME).position(|b| peak(b) > 0.4).expect("the loud build was heard");
+    assert!(loud_from > 30 && loud_from < 200, "switched at frame {loud_from}");
     // Before the switch 0.25, after it 0.5, and one continuous phase throughout: the new code
     // picked up the phase the old code left in permanent storage.
     let switch = loud_from * FRAME;
     let amplitude = |n: usize| if n < switch { 0.25 } else { 0.5 };
-    assert!(
-        max_error_steps(&left, amplitude) <= 1.0,
-        "phase broken at the reload"
-    );
+    assert!(max_error_steps(&left, amplitude) <= 1.0, "phase broken at the reload");
     assert_eq!(left, right);
 }
 
@@ -169,16 +131,9 @@ fn bad_libraries_at_reload_keep_the_old_code_running() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "reloads"), 0, "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "reload_failures"), 3, "{stderr}");
-    for reason in [
-        "no ELF magic number",
-        "does not export `game_api_version`",
-        "built against another contract",
-    ] {
+    for reason in ["no ELF magic number", "does not export `game_api_version`", "built against another contract"] {
         let lines = stderr.lines().filter(|l| l.contains(reason)).count();
-        assert_eq!(
-            lines, 1,
-            "`{reason}` must be logged exactly once:\n{stderr}"
-        );
+        assert_eq!(lines, 1, "`{reason}` must be logged exactly once:\n{stderr}");
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
     // The old code kept playing: one unbroken sine from the first sample to the last.
@@ -191,49 +146,22 @@ fn bad_libraries_at_reload_keep_the_old_code_running() {
 fn bad_libraries_at_start_up_are_one_line_and_a_failure_exit() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("notes.so");
-    fs::write(
-        &text,
-        "not a library at all, just some text that is long enough",
-    )
-    .unwrap();
+    fs::write(&text, "not a library at all, just some text that is long enough").unwrap();
     let cases = [
         (dir.path().join("missing.so"), "cannot be read".to_string()),
         (text, "no ELF magic number".to_string()),
-        (
-            compile_c_library(dir.path()),
-            "does not export `game_api_version`".to_string(),
-        ),
-        (
-            build_game_variant("other-abi"),
-            "built against another contract".to_string(),
-        ),
+        (compile_c_library(dir.path()), "does not export `game_api_version`".to_string()),
+        (build_game_variant("other-abi"), "built against another contract".to_string()),
     ];
     for (library, reason) in cases {
-        let out = run_platform(&[
-            "--headless",
-            "--audio",
-            "none",
-            "--frames",
-            "5",
-            "--game-lib",
-            library.to_str().unwrap(),
-        ]);
+        let out =
+            run_platform(&["--headless", "--audio", "none", "--frames", "5", "--game-lib", library.to_str().unwrap()]);
         assert!(!out.status.success());
-        let errors: Vec<String> = stderr_lines(&out)
-            .into_iter()
-            .filter(|l| l.starts_with("handmade:"))
-            .collect();
+        let errors: Vec<String> = stderr_lines(&out).into_iter().filter(|l| l.starts_with("handmade:")).collect();
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            errors[0].contains(&reason),
-            "{} should say {reason}",
-            errors[0]
-        );
+        assert!(errors[0].contains(&reason), "{} should say {reason}", errors[0]);
         let all = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !all.contains("panicked") && !all.contains("backtrace"),
-            "{all}"
-        );
+        assert!(!all.contains("panicked") && !all.contains("backtrace"), "{all}");
     }
 }
 
@@ -242,12 +170,7 @@ fn compile_c_library(dir: &std::path::Path) -> std::path::PathBuf {
     let source = dir.join("other.c");
     fs::write(&source, "int not_a_game(void) { return 42; }\n").unwrap();
     let library = dir.join("libother.so");
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&library)
-        .arg(&source)
-        .status()
-        .unwrap();
+    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&library).arg(&source).status().unwrap();
     assert!(status.success(), "cc failed");
     library
 }

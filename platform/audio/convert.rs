@@ -16,10 +16,7 @@ pub fn sanitize(samples: &mut [f32]) -> usize {
 /// Interleaves two channels into signed 16-bit frames (`out.len() == 2 * left.len()`),
 /// clamping and rounding to nearest.
 pub fn interleave_i16(left: &[f32], right: &[f32], out: &mut [i16]) {
-    assert!(
-        left.len() == right.len() && out.len() == 2 * left.len(),
-        "interleave_i16: length mismatch"
-    );
+    assert!(left.len() == right.len() && out.len() == 2 * left.len(), "interleave_i16: length mismatch");
     for ((frame, &l), &r) in out.chunks_exact_mut(2).zip(left).zip(right) {
         frame[0] = to_i16(l);
         frame[1] = to_i16(r);
@@ -28,10 +25,7 @@ pub fn interleave_i16(left: &[f32], right: &[f32], out: &mut [i16]) {
 
 /// Interleaves two channels into `f32` frames (`out.len() == 2 * left.len()`).
 pub fn interleave_f32(left: &[f32], right: &[f32], out: &mut [f32]) {
-    assert!(
-        left.len() == right.len() && out.len() == 2 * left.len(),
-        "interleave_f32: length mismatch"
-    );
+    assert!(left.len() == right.len() && out.len() == 2 * left.len(), "interleave_f32: length mismatch");
     for ((frame, &l), &r) in out.chunks_exact_mut(2).zip(left).zip(right) {
         frame[0] = l;
         frame[1] = r;

@@ -29,16 +29,13 @@ impl WavAudio {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let writer =
-            match &path {
-                Some(p) => Some(hound::WavWriter::create(p, spec).map_err(|e| {
-                    AudioError::Unavailable {
-                        backend: "wav",
-                        reason: format!("cannot create {}: {e}", p.display()),
-                    }
-                })?),
-                None => None,
-            };
+        let writer = match &path {
+            Some(p) => Some(hound::WavWriter::create(p, spec).map_err(|e| AudioError::Unavailable {
+                backend: "wav",
+                reason: format!("cannot create {}: {e}", p.display()),
+            })?),
+            None => None,
+        };
         Ok(Self {
             writer,
             path,
@@ -51,15 +48,8 @@ impl WavAudio {
     }
 
     fn io_error(&self, e: hound::Error) -> AudioError {
-        let path = self
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        AudioError::Io {
-            backend: "wav",
-            reason: format!("writing {path}: {e}"),
-        }
+        let path = self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        AudioError::Io { backend: "wav", reason: format!("writing {path}: {e}") }
     }
 }
 
@@ -118,13 +108,7 @@ mod tests {
     use super::*;
 
     fn desc(fps: u32) -> AudioDesc {
-        AudioDesc {
-            sample_rate: 48_000,
-            fps,
-            latency_ms: 0.0,
-            alsa_device: String::new(),
-            wav_out: None,
-        }
+        AudioDesc { sample_rate: 48_000, fps, latency_ms: 0.0, alsa_device: String::new(), wav_out: None }
     }
 
     #[test]

@@ -16,10 +16,7 @@ pub fn workspace() -> PathBuf {
 /// `<target>` of this test build: the test binary lives in `<target>/<profile>/deps/`.
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.ancestors()
-        .nth(3)
-        .expect("target dir above the test binary")
-        .to_path_buf()
+    exe.ancestors().nth(3).expect("target dir above the test binary").to_path_buf()
 }
 
 pub fn platform_binary() -> PathBuf {
@@ -29,44 +26,28 @@ pub fn platform_binary() -> PathBuf {
 /// Builds the game with `features` (comma-separated, "" for the default game) into a target
 /// directory of its own, so variants never overwrite each other, and returns the library.
 pub fn build_game_variant(features: &str) -> PathBuf {
-    let name = if features.is_empty() {
-        "default".to_string()
-    } else {
-        features.replace(',', "-")
-    };
+    let name = if features.is_empty() { "default".to_string() } else { features.replace(',', "-") };
     let dir = target_dir().join("test-games").join(&name);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace())
-        .args(["build", "--quiet", "-p", "game", "--target-dir"])
-        .arg(&dir);
+    cmd.current_dir(workspace()).args(["build", "--quiet", "-p", "game", "--target-dir"]).arg(&dir);
     if !features.is_empty() {
         cmd.args(["--features", features]);
     }
     let status = cmd.status().expect("run cargo");
-    assert!(
-        status.success(),
-        "building the game variant `{name}` failed"
-    );
+    assert!(status.success(), "building the game variant `{name}` failed");
     dir.join("debug/libgame.so")
 }
 
 /// Runs the platform with `args` and returns its output.
 pub fn run_platform(args: &[&str]) -> Output {
-    Command::new(platform_binary())
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("run the handmade binary")
+    Command::new(platform_binary()).args(args).env("RUST_LOG", "info").output().expect("run the handmade binary")
 }
 
 /// The value of `key` in the `stats:` line of `stdout`.
 pub fn stat(stdout: &[u8], key: &str) -> String {
     let text = String::from_utf8_lossy(stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("stats:"))
-        .unwrap_or_else(|| panic!("no stats line in {text}"));
+    let line = text.lines().find(|l| l.starts_with("stats:")).unwrap_or_else(|| panic!("no stats line in {text}"));
     handmade::stats::parse_line(line)
         .into_iter()
         .find(|(k, _)| k == key)
@@ -75,28 +56,16 @@ pub fn stat(stdout: &[u8], key: &str) -> String {
 }
 
 pub fn stat_u64(stdout: &[u8], key: &str) -> u64 {
-    stat(stdout, key)
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is not an integer"))
+    stat(stdout, key).parse().unwrap_or_else(|_| panic!("{key} is not an integer"))
 }
 
 /// Reads a 16-bit stereo WAV into (left, right) as floats in -1..1.
 pub fn read_wav(path: &Path) -> (Vec<f64>, Vec<f64>) {
-    let mut reader =
-        hound::WavReader::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     assert_eq!(reader.spec().channels, 2);
     let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
-    let left = samples
-        .iter()
-        .step_by(2)
-        .map(|&s| f64::from(s) / 32767.0)
-        .collect();
-    let right = samples
-        .iter()
-        .skip(1)
-        .step_by(2)
-        .map(|&s| f64::from(s) / 32767.0)
-        .collect();
+    let left = samples.iter().step_by(2).map(|&s| f64::from(s) / 32767.0).collect();
+    let right = samples.iter().skip(1).step_by(2).map(|&s| f64::from(s) / 32767.0).collect();
     (left, right)
 }
 
@@ -107,17 +76,10 @@ pub fn ideal_tone(n: usize) -> f64 {
 
 /// Largest deviation of `samples` from `amplitude(n) * ideal_tone(n)`, in 16-bit steps.
 pub fn max_error_steps(samples: &[f64], amplitude: impl Fn(usize) -> f64) -> f64 {
-    samples
-        .iter()
-        .enumerate()
-        .map(|(n, &s)| ((s - amplitude(n) * ideal_tone(n)) * 32767.0).abs())
-        .fold(0.0, f64::max)
+    samples.iter().enumerate().map(|(n, &s)| ((s - amplitude(n) * ideal_tone(n)) * 32767.0).abs()).fold(0.0, f64::max)
 }
 
 /// Stderr lines a user sees (log lines and errors).
 pub fn stderr_lines(output: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    String::from_utf8_lossy(&output.stderr).lines().map(str::to_string).collect()
 }

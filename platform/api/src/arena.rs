@@ -127,14 +127,7 @@ impl<'a> MemoryArena<'a> {
     /// `base..base + size` must be valid for reads and writes for `'a` and not be accessed by
     /// anything else while the arena or anything pushed into it is alive.
     pub unsafe fn from_raw_parts(name: &str, base: *mut u8, size: usize) -> Self {
-        Self {
-            base,
-            size,
-            used: 0,
-            high_water: 0,
-            name: ArenaName::new(name),
-            _memory: PhantomData,
-        }
+        Self { base, size, used: 0, high_water: 0, name: ArenaName::new(name), _memory: PhantomData }
     }
 
     pub fn name(&self) -> &str {
@@ -156,24 +149,12 @@ impl<'a> MemoryArena<'a> {
 
     /// Reserves `bytes` at `align` and returns the start of the reservation.
     fn bump(&mut self, bytes: usize, align: usize) -> Result<*mut u8, ArenaError> {
-        debug_assert!(
-            align.is_power_of_two(),
-            "alignment {align} is not a power of two"
-        );
-        let full = ArenaError {
-            arena: self.name,
-            requested: bytes,
-            align,
-            remaining: self.remaining(),
-            size: self.size,
-        };
+        debug_assert!(align.is_power_of_two(), "alignment {align} is not a power of two");
+        let full =
+            ArenaError { arena: self.name, requested: bytes, align, remaining: self.remaining(), size: self.size };
         let address = self.base as usize + self.used;
         let padding = address.wrapping_neg() & (align - 1);
-        let end = self
-            .used
-            .checked_add(padding)
-            .and_then(|s| s.checked_add(bytes))
-            .ok_or(full)?;
+        let end = self.used.checked_add(padding).and_then(|s| s.checked_add(bytes)).ok_or(full)?;
         if end > self.size {
             return Err(full);
         }
@@ -181,10 +162,7 @@ impl<'a> MemoryArena<'a> {
         let start = self.base.wrapping_add(self.used + padding);
         self.used = end;
         self.high_water = self.high_water.max(end);
-        debug_assert!(
-            start as usize % align == 0,
-            "bump returned a misaligned pointer"
-        );
+        debug_assert!(start as usize % align == 0, "bump returned a misaligned pointer");
         Ok(start)
     }
 
@@ -200,11 +178,7 @@ impl<'a> MemoryArena<'a> {
     }
 
     /// Pushes `count` copies of `value`.
-    pub fn push_array<T: Copy>(
-        &mut self,
-        count: usize,
-        value: T,
-    ) -> Result<&'a mut [T], ArenaError> {
+    pub fn push_array<T: Copy>(&mut self, count: usize, value: T) -> Result<&'a mut [T], ArenaError> {
         let ptr = self.bump_array::<T>(count)?;
         for i in 0..count {
             // SAFETY: `bump_array` reserved `count` aligned, unaliased slots for `T`.
@@ -237,12 +211,7 @@ impl<'a> MemoryArena<'a> {
     }
 
     /// Carves a child arena of `size` bytes (aligned to `align`) for a subsystem.
-    pub fn sub_arena(
-        &mut self,
-        name: &str,
-        size: usize,
-        align: usize,
-    ) -> Result<MemoryArena<'a>, ArenaError> {
+    pub fn sub_arena(&mut self, name: &str, size: usize, align: usize) -> Result<MemoryArena<'a>, ArenaError> {
         let base = self.bump(size, align)?;
         // SAFETY: `bump` reserved these bytes for good; nothing else in this arena will hand
         // them out again during `'a`.
@@ -255,12 +224,8 @@ impl<'a> MemoryArena<'a> {
         let base = self.base.wrapping_add(start);
         // SAFETY: the tail `used..size` is not handed out while `self` is mutably borrowed by
         // the returned `TempMemory`, and the child's lifetime is tied to that borrow.
-        let child =
-            unsafe { MemoryArena::from_raw_parts(self.name.as_str(), base, self.size - start) };
-        TempMemory {
-            parent: self,
-            child,
-        }
+        let child = unsafe { MemoryArena::from_raw_parts(self.name.as_str(), base, self.size - start) };
+        TempMemory { parent: self, child }
     }
 
     /// Forgets everything pushed (the caller must hold no references, which `&mut self` and
@@ -329,14 +294,8 @@ mod tests {
         arena.push_array(40, 0u8).unwrap();
         let err = arena.push_array(32, 0u8).unwrap_err();
         assert_eq!(arena.used(), 40);
-        assert_eq!(
-            err.to_string(),
-            "arena 'sound' is full: asked for 32 bytes (align 1), 24 of 64 bytes left"
-        );
-        assert!(
-            arena.push_array(usize::MAX / 2, 0u32).is_err(),
-            "size overflow must not wrap"
-        );
+        assert_eq!(err.to_string(), "arena 'sound' is full: asked for 32 bytes (align 1), 24 of 64 bytes left");
+        assert!(arena.push_array(usize::MAX / 2, 0u32).is_err(), "size overflow must not wrap");
         assert!(arena.push_array(24, 0u8).is_ok(), "exact fit");
     }
 
@@ -399,9 +358,7 @@ mod tests {
                 }
             }
         }
-        spans
-            .windows(2)
-            .for_each(|w| assert!(w[0].0 + w[0].1 <= w[1].0));
+        spans.windows(2).for_each(|w| assert!(w[0].0 + w[0].1 <= w[1].0));
         assert!(arena.used() <= arena.size());
     }
 }

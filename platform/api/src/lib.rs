@@ -106,12 +106,8 @@ pub struct AudioSyncRing {
 
 impl AudioSyncRing {
     pub const EMPTY: Self = Self {
-        markers: [AudioSyncMarker {
-            write_cursor: 0,
-            frames_written: 0,
-            queued_frames: 0,
-            expected_frame_boundary: 0,
-        }; AUDIO_SYNC_MARKERS],
+        markers: [AudioSyncMarker { write_cursor: 0, frames_written: 0, queued_frames: 0, expected_frame_boundary: 0 };
+            AUDIO_SYNC_MARKERS],
         count: 0,
         device_buffer_frames: 0,
         samples_per_second: 0,
@@ -125,8 +121,7 @@ impl AudioSyncRing {
     /// The stored markers, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &AudioSyncMarker> {
         let n = self.count.min(AUDIO_SYNC_MARKERS as u64);
-        (self.count - n..self.count)
-            .map(|i| &self.markers[(i % AUDIO_SYNC_MARKERS as u64) as usize])
+        (self.count - n..self.count).map(|i| &self.markers[(i % AUDIO_SYNC_MARKERS as u64) as usize])
     }
 }
 
@@ -210,17 +205,8 @@ pub struct GameOffscreenBuffer {
 impl GameOffscreenBuffer {
     /// Lends `pixels` (row-major, `width * height`) as an offscreen buffer.
     pub fn lend(pixels: &mut [u32], width: u32, height: u32) -> Self {
-        assert_eq!(
-            pixels.len(),
-            width as usize * height as usize,
-            "bitmap size"
-        );
-        Self {
-            memory: pixels.as_mut_ptr(),
-            width,
-            height,
-            pitch: width,
-        }
+        assert_eq!(pixels.len(), width as usize * height as usize, "bitmap size");
+        Self { memory: pixels.as_mut_ptr(), width, height, pitch: width }
     }
 
     pub fn pixels_mut(&mut self) -> &mut [u32] {
@@ -229,9 +215,7 @@ impl GameOffscreenBuffer {
         }
         // SAFETY: `lend` (or the platform, which builds it the same way) points `memory` at
         // `pitch * height` pixels that stay borrowed for as long as this buffer lives.
-        unsafe {
-            core::slice::from_raw_parts_mut(self.memory, self.pitch as usize * self.height as usize)
-        }
+        unsafe { core::slice::from_raw_parts_mut(self.memory, self.pitch as usize * self.height as usize) }
     }
 }
 
@@ -253,10 +237,7 @@ impl GameSoundOutputBuffer {
     /// Lends two equally long channel slices; `sample_count` is their length.
     pub fn lend(rate: u32, running_sample_index: u64, left: &mut [f32], right: &mut [f32]) -> Self {
         assert_eq!(left.len(), right.len(), "channels differ in length");
-        assert!(
-            left.len() <= MAX_SOUND_FRAMES,
-            "sound buffer longer than MAX_SOUND_FRAMES"
-        );
+        assert!(left.len() <= MAX_SOUND_FRAMES, "sound buffer longer than MAX_SOUND_FRAMES");
         Self {
             samples_per_second: rate,
             sample_count: left.len() as u32,
@@ -274,12 +255,7 @@ impl GameSoundOutputBuffer {
         }
         // SAFETY: `lend` built `left`/`right` from two distinct `&mut` slices of at least
         // `sample_count` frames that outlive this buffer; distinct `&mut` borrows never overlap.
-        unsafe {
-            (
-                core::slice::from_raw_parts_mut(self.left, n),
-                core::slice::from_raw_parts_mut(self.right, n),
-            )
-        }
+        unsafe { (core::slice::from_raw_parts_mut(self.left, n), core::slice::from_raw_parts_mut(self.right, n)) }
     }
 }
 
@@ -310,8 +286,7 @@ pub type GameApiVersionFn = unsafe extern "C" fn() -> GameApiInfo;
 pub type GameUpdateAndRenderFn =
     unsafe extern "C" fn(*mut GameMemory, *const GameInput, *mut GameOffscreenBuffer) -> GameStatus;
 /// This has to be a very fast function.
-pub type GameOutputSoundFn =
-    unsafe extern "C" fn(*mut GameMemory, *mut GameSoundOutputBuffer) -> GameStatus;
+pub type GameOutputSoundFn = unsafe extern "C" fn(*mut GameMemory, *mut GameSoundOutputBuffer) -> GameStatus;
 
 pub const SYMBOL_API_VERSION: &[u8] = b"game_api_version\0";
 pub const SYMBOL_UPDATE_AND_RENDER: &[u8] = b"game_update_and_render\0";
@@ -343,10 +318,7 @@ pub unsafe extern "C" fn game_output_sound_stub(
 
 /// Runs one export body, turning a panic into `GameStatus::Panicked` with its message copied
 /// into `memory.panic_message`. Used by every export of the game.
-pub fn guard(
-    memory: &mut GameMemory,
-    body: impl FnOnce(&mut GameMemory) -> GameStatus,
-) -> GameStatus {
+pub fn guard(memory: &mut GameMemory, body: impl FnOnce(&mut GameMemory) -> GameStatus) -> GameStatus {
     let memory_ptr: *mut GameMemory = memory;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: `memory_ptr` comes from the `&mut` above and is the only live access to it
@@ -445,10 +417,7 @@ pub const LAYOUT_HASH: u64 = fnv_all(&[
 ]);
 
 /// What a game built against this contract reports from `game_api_version`.
-pub const GAME_API_INFO: GameApiInfo = GameApiInfo {
-    version: GAME_API_VERSION,
-    layout_hash: LAYOUT_HASH,
-};
+pub const GAME_API_INFO: GameApiInfo = GameApiInfo { version: GAME_API_VERSION, layout_hash: LAYOUT_HASH };
 
 #[cfg(test)]
 mod tests {
@@ -466,14 +435,8 @@ mod tests {
 
     #[test]
     fn button_pressed_counts_half_transitions() {
-        let tapped = GameButtonState {
-            half_transition_count: 2,
-            ended_down: 0,
-        };
-        let held = GameButtonState {
-            half_transition_count: 0,
-            ended_down: 1,
-        };
+        let tapped = GameButtonState { half_transition_count: 2, ended_down: 0 };
+        let held = GameButtonState { half_transition_count: 0, ended_down: 1 };
         assert!(tapped.was_pressed() && !held.was_pressed() && held.is_down());
     }
 
@@ -481,10 +444,7 @@ mod tests {
     fn sync_ring_keeps_newest_markers_in_order() {
         let mut ring = AudioSyncRing::EMPTY;
         for i in 0..(AUDIO_SYNC_MARKERS as u64 + 5) {
-            ring.push(AudioSyncMarker {
-                write_cursor: i,
-                ..Default::default()
-            });
+            ring.push(AudioSyncMarker { write_cursor: i, ..Default::default() });
         }
         let cursors: Vec<u64> = ring.iter().map(|m| m.write_cursor).collect();
         assert_eq!(cursors.len(), AUDIO_SYNC_MARKERS);
