@@ -76,6 +76,12 @@ pub struct Args {
     /// Directory holding the demo's assets (loop.wav).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where live loop editing (`l`) records; default: a file in a private temporary directory.
+    #[arg(long, value_name = "PATH")]
+    pub loop_file: Option<PathBuf>,
+    /// Play a finished loop recording from the start, over and over.
+    #[arg(long, value_name = "PATH")]
+    pub play_loop: Option<PathBuf>,
     /// Write the audio-sync markers (one line per frame) to this file on exit.
     #[arg(long, value_name = "PATH")]
     pub sync_dump: Option<PathBuf>,

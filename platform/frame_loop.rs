@@ -18,10 +18,13 @@ use crate::cli::Args;
 use crate::game_code::{self, GameCode, GameCodeError, GameFunctions, ReloadOutcome};
 use crate::input::{self, Key};
 use crate::input_script::{InputScript, ScriptError};
+use crate::live_loop::{LiveLoop, LoopStep};
+use crate::rebuild::{self, BuildEvent, BuildWatcher};
+use crate::snapshot::Snapshot;
 use crate::memory::{MemoryError, MemoryLayout, PlatformMemoryBlock};
 use crate::stats::{self, Counters, Timings};
 use crate::video::Video;
-use crate::{assets, game_build, screenshot};
+use crate::{assets, fade, game_build, screenshot, signals};
 
 /// Frames before allocation counting starts: first-touch work (lazy symbol binding, the
 /// device's first writes, SDL's first events) happens here.
@@ -70,7 +73,10 @@ pub struct RunReport {
 /// Runs the platform until the frame limit, Escape, or the window closes.
 pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
     alloc_count::register_frame_thread();
-    let layout = MemoryLayout::from_mib(args.permanent_mib, args.transient_mib, args.platform_mib)?;
+    // The platform's share also holds the rollback snapshot, as large as permanent storage
+    // (only the pages a snapshot writes are ever backed).
+    let platform_mib = args.platform_mib.saturating_add(args.permanent_mib);
+    let layout = MemoryLayout::from_mib(args.permanent_mib, args.transient_mib, platform_mib)?;
     let mut block = PlatformMemoryBlock::reserve(layout)?;
     let regions = block.carve();
     let mut arena = regions.platform;
@@ -98,9 +104,32 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
         Some(path) => Some(InputScript::load(path)?),
         None => None,
     };
-    let library = game_build::resolve_game_library(args.game_lib.as_deref());
+    let sources = if args.no_rebuild { None } else { rebuild::game_source_dir(args.game_src.as_deref()) };
+    let library = game_build::resolve_game_library(args.game_lib.as_deref(), sources.as_ref().map(|s| s.0.as_path()));
     let mut game = GameCode::load(&library)?;
     log::info!("loaded game library {}", library.display());
+    let mut watcher = sources.and_then(|(workspace, game_dir)| match BuildWatcher::start(&workspace, &game_dir) {
+        Ok(watcher) => {
+            log::info!("rebuilding the game when {} changes (--no-rebuild to stop)", game_dir.display());
+            Some(watcher)
+        }
+        Err(e) => {
+            log::warn!("cannot watch {} for changes ({e}); rebuild on save is off", game_dir.display());
+            None
+        }
+    });
+    let mut pending_build: Option<BuildEvent> = None;
+    let mut rollback_snapshot = Snapshot::new(&mut arena, regions.permanent.len())?;
+    let max_loop_frames = u64::from(args.fps) * 120;
+    let mut live_loop = match &args.play_loop {
+        Some(path) => LiveLoop::open_recording(path, regions.permanent.len()).unwrap_or_else(|e| {
+            log::error!("{e}; playing live instead");
+            LiveLoop::new(args.loop_file.clone(), max_loop_frames).expect("a private temporary directory")
+        }),
+        None => LiveLoop::new(args.loop_file.clone(), max_loop_frames)
+            .map_err(|e| PlatformError::Other(format!("cannot create the loop recording directory: {e}")))?,
+    };
+    signals::install();
     let mut window = if args.headless {
         None
     } else {
@@ -132,10 +161,12 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
     let mut running_sample_index: u64 = 0;
     let mut game_paused = false;
     let mut audio_failed = false;
+    let mut fade_in_next = false;
+    let mut last_sample = (0.0f32, 0.0f32);
     let mut next_frame_start = Instant::now();
 
     for frame_index in 0.. {
-        if args.frames != 0 && frame_index >= args.frames {
+        if (args.frames != 0 && frame_index >= args.frames) || signals::stop_requested() {
             break;
         }
         let frame_start = Instant::now();
@@ -156,14 +187,46 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
         if quit {
             break;
         }
+        let mut event_frame = false;
+        if input.letter('l').was_pressed() {
+            event_frame = true;
+            match live_loop.toggle(game_memory) {
+                Ok(mode) => log::info!("live loop: {mode:?}"),
+                Err(e) => log::error!("{e}"),
+            }
+        }
+        let loop_step = live_loop.begin_frame(&mut input, game_memory);
+        fade_in_next |= loop_step == LoopStep::Restarted;
+
+        // Dev loop: a finished build is loaded at once (cargo is done writing it).
+        if let Some(watcher) = watcher.as_mut() {
+            if watcher.build_started() {
+                event_frame = true;
+                if let Some(window) = window.as_mut() {
+                    window.set_title("handmade - building the game...");
+                }
+            }
+            if let Some(build) = watcher.poll() {
+                event_frame = true;
+                if let Some(window) = window.as_mut() {
+                    window.set_title(&build_title(&build));
+                }
+                if build.ok {
+                    game.mark_settled();
+                    pending_build = Some(build);
+                }
+            }
+        }
 
         // Reload the game if its library changed (or a reload is forced).
         let forced = args.reload_every != 0 && frame_index != 0 && frame_index % args.reload_every == 0;
-        let outcome = if forced { game.force_reload() } else { game.reload_if_changed() };
+        let mut take_snapshot = || rollback_snapshot.take(game_memory);
+        let outcome =
+            if forced { game.force_reload(&mut take_snapshot) } else { game.reload_if_changed(&mut take_snapshot) };
         let reloaded = match outcome {
             ReloadOutcome::Unchanged => false,
             ReloadOutcome::Reloaded { load_time } => {
-                log::info!("reloaded {} in {:.3} ms", game.source().display(), load_time.as_secs_f64() * 1e3);
+                log_reload(game.source(), load_time, pending_build.take());
                 reload_times.record(load_time);
                 counters.reloads += 1;
                 game_memory.reloaded = 1;
@@ -183,8 +246,16 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
         // SAFETY: the game gets exclusive access to its memory, the input and the bitmap for
         // the call; all three are live, initialised `repr(C)` values of the contract's types.
         let status = unsafe { (functions.update_and_render)(&mut *game_memory, &input, &mut offscreen) };
-        if status != GameStatus::Ok {
-            game_paused = report_game_failure("game_update_and_render", status, game_memory, &mut counters);
+        let mut failed = status != GameStatus::Ok;
+        if failed {
+            game_paused = recover_from_failure(
+                "game_update_and_render",
+                status,
+                &mut game,
+                &rollback_snapshot,
+                game_memory,
+                &mut counters,
+            );
         }
         game_memory.reloaded = 0;
 
@@ -194,16 +265,37 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
         let wanted = audio.frames_wanted().min(MAX_SOUND_FRAMES);
         let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
         let mut sound = GameSoundOutputBuffer::lend(audio.sample_rate(), running_sample_index, l, r);
-        let functions = if game_paused { GameFunctions::STUBS } else { functions };
+        let functions = if game_paused { GameFunctions::STUBS } else { game.functions() };
         // SAFETY: as above; `sound` lends the two stack channels for this call only.
         let status = unsafe { (functions.output_sound)(&mut *game_memory, &mut sound) };
         if status != GameStatus::Ok {
-            game_paused = report_game_failure("game_output_sound", status, game_memory, &mut counters);
-            l.fill(0.0);
-            r.fill(0.0);
+            failed = true;
+            game_paused = recover_from_failure(
+                "game_output_sound",
+                status,
+                &mut game,
+                &rollback_snapshot,
+                game_memory,
+                &mut counters,
+            );
         }
         counters.nonfinite_samples +=
             warn_nonfinite(audio::sanitize(l) + audio::sanitize(r), counters.nonfinite_samples);
+        // A crash, a rollback or a loop restart is a jump in the waveform: dip instead of click.
+        let rate = audio.sample_rate();
+        if failed {
+            fade::ramp_to_silence(l, r, last_sample, rate);
+            fade_in_next = true;
+        } else if fade_in_next && !game_paused {
+            fade::fade_in(l, r, rate);
+            fade_in_next = false;
+        }
+        if live_loop.restarts_next_frame() {
+            fade::fade_out(l, r, rate);
+        }
+        if wanted > 0 {
+            last_sample = (l[wanted - 1], r[wanted - 1]);
+        }
         match audio.write(l, r) {
             Ok(_) => {}
             Err(e) if !audio_failed => {
@@ -236,21 +328,26 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
             }
         }
 
+        event_frame |= game.end_frame();
         counters.frames += 1;
         frame_times.record(frame_start.elapsed());
         let allocs = AllocCounts::now().since(allocs_at_start);
         if reloaded || forced {
             counters.reload_heap_allocs += allocs.frame_thread;
+        } else if event_frame || failed {
+            counters.event_heap_allocs += allocs.frame_thread;
         } else if frame_index >= WARMUP_FRAMES {
             counters.heap_allocs_after_warmup += allocs.frame_thread;
             counters.heap_allocs_other_threads += allocs.all_threads - allocs.frame_thread;
         }
     }
 
+    live_loop.finish();
     audio.finish()?;
     let status = audio.status();
     counters.underruns = status.underruns;
-    counters.latency_ms = f64::from(status.queued_frames) * 1e3 / f64::from(audio.sample_rate());
+    // The device's delay averaged over the run (the last figure alone is one sample of a saw).
+    counters.latency_ms = f64::from(status.mean_queued_frames) * 1e3 / f64::from(audio.sample_rate());
     counters.arena_high_water_bytes = arena.high_water() as u64 + game_memory.game_arena_high_water;
     counters.game_libs_mapped = game_code::mapped_copies(game.copies_dir());
     if let Some(path) = &args.sync_dump {
@@ -264,16 +361,60 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
     Ok(RunReport { stats_line, counters })
 }
 
-/// Says what the game did wrong (once per failure) and pauses it until the next reload.
-fn report_game_failure(function: &str, status: GameStatus, memory: &GameMemory, counters: &mut Counters) -> bool {
+/// A game call failed. A library swapped in moments ago is rolled back (with the memory
+/// snapshot taken just before the swap); otherwise the game is paused until the next reload.
+/// Returns whether the game is now paused.
+fn recover_from_failure(
+    function: &str,
+    status: GameStatus,
+    game: &mut GameCode,
+    snapshot: &Snapshot<'_>,
+    memory: &mut GameMemory,
+    counters: &mut Counters,
+) -> bool {
     counters.game_panics += 1;
-    match status {
-        GameStatus::Panicked => {
-            log::error!("game panicked in {function}: {}; game paused until the next reload", memory.panic_text())
-        }
-        other => log::error!("game returned {other:?} from {function}; game paused until the next reload"),
+    let what = match status {
+        GameStatus::Panicked => format!("game panicked in {function}: {}", memory.panic_text()),
+        other => format!("game returned {other:?} from {function}"),
+    };
+    if game.roll_back() {
+        snapshot.restore(memory);
+        memory.reloaded = 1;
+        counters.rollbacks += 1;
+        log::error!("{what}; rolled back to the previous library and its state");
+        false
+    } else {
+        log::error!("{what}; game paused until the next good build");
+        true
     }
-    true
+}
+
+fn build_title(build: &BuildEvent) -> String {
+    if build.ok {
+        "handmade".to_string()
+    } else {
+        let first = build.summary.lines().next().unwrap_or("build failed");
+        format!("handmade - BUILD FAILED: {}", first.chars().take(100).collect::<String>())
+    }
+}
+
+fn log_reload(source: &std::path::Path, load_time: Duration, build: Option<BuildEvent>) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    match build {
+        Some(b) => {
+            let save_to_code = std::time::SystemTime::now().duration_since(b.saved_at).unwrap_or_default();
+            log::info!(
+                "reloaded {} in {:.3} ms; save-to-code {:.0} ms (detect {:.1} ms, build {:.0} ms, load {:.1} ms)",
+                source.display(),
+                ms(load_time),
+                ms(save_to_code),
+                ms(b.detect),
+                ms(b.build),
+                ms(load_time)
+            );
+        }
+        None => log::info!("reloaded {} in {:.3} ms", source.display(), ms(load_time)),
+    }
 }
 
 fn warn_nonfinite(bad: usize, seen_before: u64) -> u64 {

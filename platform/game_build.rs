@@ -53,13 +53,14 @@ pub fn build_game(workspace: &Path) -> Result<(), String> {
     Err(first.trim().to_string())
 }
 
-/// The library to load: `--game-lib`, or this workspace's, built first.
-pub fn resolve_game_library(flag: Option<&Path>) -> PathBuf {
+/// The library to load: `--game-lib`, or the one `workspace` (default: this binary's) builds,
+/// built first.
+pub fn resolve_game_library(flag: Option<&Path>, workspace: Option<&Path>) -> PathBuf {
     if let Some(path) = flag {
         return path.to_path_buf();
     }
     let library = default_game_library();
-    if let Some(workspace) = workspace_dir() {
+    if let Some(workspace) = workspace.map(Path::to_path_buf).or_else(workspace_dir) {
         if let Err(e) = build_game(&workspace) {
             log::warn!("could not build the game ({e}); using {} as it is", library.display());
         }

@@ -117,7 +117,14 @@ pub struct GameCode {
     /// The stamp whose failure was already reported, so it is reported once.
     failed_stamp: Option<FileStamp>,
     generation: u64,
+    /// The library that ran before the last swap, kept loaded for `ROLLBACK_WINDOW` frames so a
+    /// new build that crashes at once can be rolled back to it.
+    previous: Option<LoadedLibrary>,
+    frames_since_swap: u32,
 }
+
+/// Frames after a swap during which a crash rolls back to the previous library.
+pub const ROLLBACK_WINDOW: u32 = 60;
 
 impl GameCode {
     /// Loads the library at `source`. Fails (with one clear line) if it cannot be used.
@@ -137,9 +144,12 @@ impl GameCode {
             pending: None,
             failed_stamp: None,
             generation: 0,
+            previous: None,
+            frames_since_swap: 0,
         };
         let stamp = FileStamp::of(source).map_err(|e| GameCodeError::Missing { path: source.into(), source: e })?;
-        code.swap_in(stamp)?;
+        code.swap_in(stamp, &mut || {})?;
+        code.previous = None;
         Ok(code)
     }
 
@@ -162,8 +172,9 @@ impl GameCode {
     }
 
     /// Polls the source file; reloads once a changed file has held still for one poll and is a
-    /// complete ELF file. Costs one `stat` when nothing changed.
-    pub fn reload_if_changed(&mut self) -> ReloadOutcome {
+    /// complete ELF file. Costs one `stat` when nothing changed. `before_swap` runs after the new
+    /// library passed every check, just before it replaces the running one.
+    pub fn reload_if_changed(&mut self, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
         let stamp = match FileStamp::of(&self.source) {
             Ok(stamp) => stamp,
             // Deleted or being replaced: keep running the loaded code and look again later.
@@ -176,17 +187,17 @@ impl GameCode {
             self.pending = Some(stamp);
             return ReloadOutcome::Unchanged;
         }
-        match self.try_swap(stamp) {
+        match self.try_swap(stamp, before_swap) {
             Err(GameCodeError::Incomplete { .. }) => ReloadOutcome::Unchanged,
             other => self.report(stamp, other),
         }
     }
 
     /// Reloads now, whether or not the file changed (the full protocol: copy, load, check, swap).
-    pub fn force_reload(&mut self) -> ReloadOutcome {
+    pub fn force_reload(&mut self, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
         match FileStamp::of(&self.source) {
             Ok(stamp) => {
-                let result = self.try_swap(stamp);
+                let result = self.try_swap(stamp, before_swap);
                 self.report(stamp, result)
             }
             Err(source) => {
@@ -197,9 +208,9 @@ impl GameCode {
         }
     }
 
-    fn try_swap(&mut self, stamp: FileStamp) -> Result<Duration, GameCodeError> {
+    fn try_swap(&mut self, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> Result<Duration, GameCodeError> {
         let start = Instant::now();
-        self.swap_in(stamp)?;
+        self.swap_in(stamp, before_swap)?;
         Ok(start.elapsed())
     }
 
@@ -217,7 +228,7 @@ impl GameCode {
         }
     }
 
-    fn swap_in(&mut self, stamp: FileStamp) -> Result<(), GameCodeError> {
+    fn swap_in(&mut self, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> Result<(), GameCodeError> {
         check_elf(&self.source)?;
         let copy = self.copies.path().join(format!("game-{}.so", self.copies_made));
         self.copies_made += 1;
@@ -225,11 +236,51 @@ impl GameCode {
         let loaded = open_checked(&copy, &self.source);
         // The mapping keeps the code alive; the directory stays empty between reloads.
         let _ = fs::remove_file(&copy);
-        self.loaded = Some(loaded?); // drops (dlcloses) the old library only now
+        let loaded = loaded?;
+        before_swap();
+        // The running library becomes the rollback target; the one before it is dlclosed here.
+        self.previous = self.loaded.replace(loaded);
+        self.frames_since_swap = 0;
         self.loaded_stamp = Some(stamp);
         self.failed_stamp = None;
         self.generation += 1;
         Ok(())
+    }
+}
+
+impl GameCode {
+    /// The writer says the file is complete (cargo finished): skip the one-poll settle.
+    pub fn mark_settled(&mut self) {
+        self.pending = FileStamp::of(&self.source).ok();
+    }
+
+    /// True while a just-swapped library can still be rolled back.
+    pub fn can_roll_back(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// Goes back to the library that ran before the last swap (the new one is dlclosed). The
+    /// file that crashed is not loaded again until it changes.
+    pub fn roll_back(&mut self) -> bool {
+        let Some(previous) = self.previous.take() else { return false };
+        self.loaded = Some(previous);
+        self.failed_stamp = self.loaded_stamp;
+        self.generation += 1;
+        true
+    }
+
+    /// Called once per frame: closes the rollback target when the window has passed. Returns
+    /// true on the frame that closed it.
+    pub fn end_frame(&mut self) -> bool {
+        if self.previous.is_none() {
+            return false;
+        }
+        self.frames_since_swap += 1;
+        if self.frames_since_swap < ROLLBACK_WINDOW {
+            return false;
+        }
+        self.previous = None;
+        true
     }
 }
 

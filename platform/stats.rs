@@ -75,6 +75,9 @@ pub struct Counters {
     pub arena_high_water_bytes: u64,
     pub nonfinite_samples: u64,
     pub game_panics: u64,
+    pub rollbacks: u64,
+    /// Allocations in frames with a dev-loop event (build finished, loop toggled, game crash).
+    pub event_heap_allocs: u64,
     pub game_libs_mapped: usize,
     pub alloc_counting: bool,
 }
@@ -105,6 +108,8 @@ pub fn format_line(c: &Counters, frame: &Timings<'_>, reload: &Timings<'_>, resi
     kv("resident_mib", &format!("{resident_mib:.1}"));
     kv("nonfinite_samples", &c.nonfinite_samples);
     kv("game_panics", &c.game_panics);
+    kv("rollbacks", &c.rollbacks);
+    kv("event_heap_allocs", &c.event_heap_allocs);
     kv("game_libs_mapped", &c.game_libs_mapped);
     s
 }
@@ -139,7 +144,7 @@ mod tests {
             t.record(Duration::from_millis(ms));
         }
         t.record(Duration::from_secs(5)); // beyond the range: last bucket, exact max
-        assert!((t.percentile_ms(50.0) - 50.005).abs() < 0.01, "{}", t.percentile_ms(50.0));
+        assert!((t.percentile_ms(50.0) - 51.005).abs() < 0.01, "the 51st of 101: {}", t.percentile_ms(50.0));
         assert_eq!(t.max_ms(), 5000.0);
         assert_eq!(t.count(), 101);
     }

@@ -42,8 +42,10 @@ fn offline_runs_are_deterministic_with_and_without_forced_reloads() {
         assert_eq!(stat_u64(&out.stdout, "heap_allocs_after_warmup"), 0);
         assert_eq!(stat_u64(&out.stdout, "sound_heap_allocs"), 0);
     }
-    // Old libraries are really unmapped: only the current copy is in /proc/self/maps.
-    assert_eq!(stat_u64(&out_c.stdout, "game_libs_mapped"), 1);
+    // Old libraries are really unmapped: after 85 reloads /proc/self/maps holds the running copy
+    // and at most the one kept for crash rollback (closed 60 frames after a swap).
+    assert_eq!(stat_u64(&out_a.stdout, "game_libs_mapped"), 1);
+    assert!(stat_u64(&out_c.stdout, "game_libs_mapped") <= 2);
     let logged = String::from_utf8_lossy(&out_c.stderr).matches("reloaded").count();
     assert_eq!(logged, 85, "one `reloaded` line per reload");
 

@@ -199,6 +199,18 @@ impl<'a> MemoryArena<'a> {
         }
     }
 
+    /// Reserves `len` bytes at `align` without writing them, so untouched pages of the memory
+    /// block stay unbacked (used for snapshot buffers as large as the game's storage).
+    pub fn push_bytes_uninit(
+        &mut self,
+        len: usize,
+        align: usize,
+    ) -> Result<&'a mut [core::mem::MaybeUninit<u8>], ArenaError> {
+        let ptr = self.bump(len, align)?.cast::<core::mem::MaybeUninit<u8>>();
+        // SAFETY: `bump` reserved `len` fresh bytes; `MaybeUninit` makes no claim about them.
+        Ok(unsafe { core::slice::from_raw_parts_mut(ptr, len) })
+    }
+
     fn bump_array<T>(&mut self, count: usize) -> Result<*mut T, ArenaError> {
         let bytes = size_of::<T>().checked_mul(count).ok_or(ArenaError {
             arena: self.name,
