@@ -71,8 +71,9 @@ pub struct RunReport {
 }
 
 /// Runs the platform until the frame limit, Escape, or the window closes.
-pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
+pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
     alloc_count::register_frame_thread();
+    let mut args = requested.clone();
     // The platform's share also holds the rollback snapshot, as large as permanent storage
     // (only the pages a snapshot writes are ever backed).
     let platform_mib = args.platform_mib.saturating_add(args.permanent_mib);
@@ -86,7 +87,7 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
     let audio_sync = arena.push_struct(AudioSyncRing::EMPTY)?;
     let mut frame_times = Timings::new(&mut arena, Duration::from_secs(1))?;
     let mut reload_times = Timings::new(&mut arena, Duration::from_millis(200))?;
-    let loop_sample = load_loop_sample(args, &mut arena);
+    let loop_sample = load_loop_sample(&args, &mut arena);
     let game_memory = arena.push_struct(GameMemory {
         permanent_storage: regions.permanent.as_mut_ptr(),
         permanent_storage_size: regions.permanent.len() as u64,
@@ -133,10 +134,15 @@ pub fn run(args: &Args) -> Result<RunReport, PlatformError> {
     let mut window = if args.headless {
         None
     } else {
-        let video = Video::open(args.size)
-            .map_err(|e| PlatformError::Other(format!("{e} (no display? --headless runs without a window)")))?;
-        Some(video)
+        match Video::open(args.size) {
+            Ok(video) => Some(video),
+            Err(e) => {
+                fall_back_to_headless(&mut args, &e.to_string());
+                None
+            }
+        }
     };
+    let args = &args;
 
     let desc = AudioDesc {
         sample_rate: args.sample_rate,
@@ -387,6 +393,22 @@ fn recover_from_failure(
         log::error!("{what}; game paused until the next good build");
         true
     }
+}
+
+/// No display: run the demo headless for a while and leave its sound and last frame in files,
+/// so a first run on a server still shows something (README: "Run the demo").
+fn fall_back_to_headless(args: &mut Args, why: &str) {
+    args.headless = true;
+    if args.frames == 0 {
+        args.frames = 600;
+    }
+    let wav = args.wav_out.get_or_insert_with(|| "handmade-demo.wav".into()).display().to_string();
+    let png = args.screenshot.get_or_insert_with(|| "handmade-demo.png".into()).display().to_string();
+    log::warn!(
+        "no window ({why}): running headless for {} frames instead; without a sound device the sound goes to {wav}, \
+         the last frame to {png}",
+        args.frames
+    );
 }
 
 fn build_title(build: &BuildEvent) -> String {

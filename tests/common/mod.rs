@@ -2,6 +2,7 @@
 //! binary, reading its `stats:` line and analysing the sound it wrote.
 #![allow(dead_code)]
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -82,4 +83,71 @@ pub fn max_error_steps(samples: &[f64], amplitude: impl Fn(usize) -> f64) -> f64
 /// Stderr lines a user sees (log lines and errors).
 pub fn stderr_lines(output: &Output) -> Vec<String> {
     String::from_utf8_lossy(&output.stderr).lines().map(str::to_string).collect()
+}
+
+/// Copies the workspace (sources and manifests, not `target/` or `.git/`) into `to`, so a test
+/// can edit the game's sources without touching the real ones.
+pub fn copy_workspace(to: &Path) {
+    fn copy_dir(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap().flatten() {
+            let name = entry.file_name();
+            if name == "target" || name == ".git" || name == "fuzz" {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                copy_dir(&path, &to.join(&name));
+            } else {
+                fs::copy(&path, to.join(&name)).unwrap();
+            }
+        }
+    }
+    copy_dir(&workspace(), to);
+}
+
+/// Collects a child's stderr lines on a thread so a test can wait for one.
+pub struct LogWatcher {
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl LogWatcher {
+    pub fn new(stderr: std::process::ChildStderr) -> Self {
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { lines, seen: Vec::new() }
+    }
+
+    /// Waits for a line containing `text`; panics with everything seen after `timeout`.
+    pub fn wait_for(&mut self, text: &str, timeout: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no `{text}` within {timeout:?}; the log so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Everything logged until the child closed stderr.
+    pub fn rest(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(30)) {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
 }
