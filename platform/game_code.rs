@@ -26,6 +26,8 @@ pub enum GameCodeError {
     Open { path: PathBuf, message: String },
     MissingSymbol { path: PathBuf, symbol: &'static str },
     OtherContract { path: PathBuf, found: GameApiInfo },
+    /// Someone else could replace the file: loading it would run their code as this user.
+    WritableByOthers { path: PathBuf, mode: u32 },
 }
 
 impl fmt::Display for GameCodeError {
@@ -46,6 +48,13 @@ impl fmt::Display for GameCodeError {
             MissingSymbol { path, symbol } => {
                 write!(f, "game library {} does not export `{symbol}`", path.display())
             }
+            WritableByOthers { path, mode } => write!(
+                f,
+                "refusing {}: it is writable by other users (mode {:o}); run `chmod go-w {}`",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ),
             OtherContract { path, found } => write!(
                 f,
                 "game library {} was built against another contract (version {}, layout {:016x}; \
@@ -229,6 +238,7 @@ impl GameCode {
     }
 
     fn swap_in(&mut self, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> Result<(), GameCodeError> {
+        refuse_writable_by_others(&self.source)?;
         check_elf(&self.source)?;
         let copy = self.copies.path().join(format!("game-{}.so", self.copies_made));
         self.copies_made += 1;
@@ -363,6 +373,28 @@ fn check_elf(path: &Path) -> Result<(), GameCodeError> {
     Ok(())
 }
 
+/// A file others can write, or a directory others can write without the sticky bit (so they
+/// could rename their own file over ours), lets another user choose the code we run.
+/// Group write counts only for a shared group: with user private groups (gid == uid, the
+/// umask-002 default of many distributions) the group is the owner alone.
+pub fn refuse_writable_by_others(path: &Path) -> Result<(), GameCodeError> {
+    let missing = |source| GameCodeError::Missing { path: path.into(), source };
+    let others_may_write = |meta: &fs::Metadata| {
+        let shared_group = meta.gid() != meta.uid();
+        meta.mode() & 0o002 != 0 || (shared_group && meta.mode() & 0o020 != 0)
+    };
+    let file = fs::metadata(path).map_err(missing)?;
+    if others_may_write(&file) {
+        return Err(GameCodeError::WritableByOthers { path: path.into(), mode: file.mode() });
+    }
+    let dir_path = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = fs::metadata(dir_path).map_err(missing)?;
+    if others_may_write(&dir) && dir.mode() & 0o1000 == 0 {
+        return Err(GameCodeError::WritableByOthers { path: dir_path.into(), mode: dir.mode() });
+    }
+    Ok(())
+}
+
 /// How many copies of the game library are mapped into this process right now, read from
 /// `/proc/self/maps` (allocates: call it at exit, not per frame).
 pub fn mapped_copies(copies_dir: &Path) -> usize {
@@ -398,6 +430,23 @@ mod tests {
         half[16] = 3; // pretend to be ET_DYN so only the length is wrong
         fs::write(&path, &half).unwrap();
         assert!(matches!(check_elf(&path), Err(GameCodeError::Incomplete { .. })));
+    }
+
+    #[test]
+    fn libraries_others_can_replace_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("libgame.so");
+        fs::write(&lib, b"\x7fELF").unwrap();
+        fs::set_permissions(&lib, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = GameCode::load(&lib).err().unwrap().to_string();
+        assert!(err.contains("writable by other users (mode 666)") && err.contains("chmod go-w"), "{err}");
+        fs::set_permissions(&lib, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let err = GameCode::load(&lib).err().unwrap().to_string();
+        assert!(err.contains("writable by other users (mode 777)"), "{err}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(refuse_writable_by_others(&lib).is_ok(), "a sticky shared directory like /tmp is fine");
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct BuildWatcher {
 impl BuildWatcher {
     /// Starts watching `game_dir/src` and `game_dir/Cargo.toml` of the workspace at `workspace`.
     pub fn start(workspace: &Path, game_dir: &Path) -> io::Result<Self> {
+        // Building and loading sources someone else can edit would run their code as us.
+        for file in [game_dir.join("Cargo.toml"), game_dir.join("src/lib.rs")] {
+            crate::game_code::refuse_writable_by_others(&file).map_err(|e| io::Error::other(e.to_string()))?;
+        }
         let inotify = Inotify::new()?;
         inotify.watch_tree(&game_dir.join("src"))?;
         inotify.watch(game_dir)?; // Cargo.toml (and a new src/ after a checkout)
@@ -226,6 +230,19 @@ fn is_workspace_root(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_others_can_edit_are_not_watched() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let game = dir.path().join("game");
+        std::fs::create_dir_all(game.join("src")).unwrap();
+        std::fs::write(game.join("Cargo.toml"), "[package]").unwrap();
+        std::fs::write(game.join("src/lib.rs"), "").unwrap();
+        std::fs::set_permissions(game.join("src"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = BuildWatcher::start(dir.path(), &game).err().expect("refused");
+        assert!(err.to_string().contains("writable by other users"), "{err}");
+    }
 
     #[test]
     fn only_sources_trigger_builds() {
