@@ -91,12 +91,14 @@ struct FileStamp {
     modified: SystemTime,
     len: u64,
     inode: u64,
+    /// A `chmod` that makes an unreadable library readable again is worth another try.
+    mode: u32,
 }
 
 impl FileStamp {
     fn of(path: &Path) -> std::io::Result<Self> {
         let meta = fs::metadata(path)?;
-        Ok(Self { modified: meta.modified()?, len: meta.len(), inode: meta.ino() })
+        Ok(Self { modified: meta.modified()?, len: meta.len(), inode: meta.ino(), mode: meta.mode() })
     }
 }
 
@@ -125,6 +127,8 @@ pub struct GameCode {
     pending: Option<FileStamp>,
     /// The stamp whose failure was already reported, so it is reported once.
     failed_stamp: Option<FileStamp>,
+    /// Consecutive polls that found no file at `source`.
+    missing_polls: u32,
     generation: u64,
     /// The library that ran before the last swap, kept loaded for `ROLLBACK_WINDOW` frames so a
     /// new build that crashes at once can be rolled back to it.
@@ -132,17 +136,16 @@ pub struct GameCode {
     frames_since_swap: u32,
 }
 
+/// Polls (frames) a vanished library may stay away before the user is told.
+const MISSING_POLLS_BEFORE_WARNING: u32 = 30;
+
 /// Frames after a swap during which a crash rolls back to the previous library.
 pub const ROLLBACK_WINDOW: u32 = 60;
 
 impl GameCode {
     /// Loads the library at `source`. Fails (with one clear line) if it cannot be used.
     pub fn load(source: &Path) -> Result<Self, GameCodeError> {
-        // tempfile creates the directory with mode 0700 and an unpredictable name, so nobody
-        // else can plant a library where we will `dlopen` it.
-        let copies = tempfile::Builder::new()
-            .prefix("handmade-game-")
-            .tempdir()
+        let copies = private_dir("handmade-game-")
             .map_err(|source| GameCodeError::PrivateCopy { path: std::env::temp_dir(), source })?;
         let mut code = Self {
             source: source.to_path_buf(),
@@ -152,6 +155,7 @@ impl GameCode {
             loaded_stamp: None,
             pending: None,
             failed_stamp: None,
+            missing_polls: 0,
             generation: 0,
             previous: None,
             frames_since_swap: 0,
@@ -187,8 +191,19 @@ impl GameCode {
         let stamp = match FileStamp::of(&self.source) {
             Ok(stamp) => stamp,
             // Deleted or being replaced: keep running the loaded code and look again later.
-            Err(_) => return ReloadOutcome::Unchanged,
+            // A linker replaces the file in a blink; say so only if it stays gone.
+            Err(e) => {
+                self.missing_polls = self.missing_polls.saturating_add(1);
+                if self.missing_polls == MISSING_POLLS_BEFORE_WARNING {
+                    log::warn!(
+                        "game library {} is gone ({e}); the loaded code keeps running until it is back",
+                        self.source.display()
+                    );
+                }
+                return ReloadOutcome::Unchanged;
+            }
         };
+        self.missing_polls = 0;
         if Some(stamp) == self.loaded_stamp || Some(stamp) == self.failed_stamp {
             return ReloadOutcome::Unchanged;
         }
@@ -373,6 +388,14 @@ fn check_elf(path: &Path) -> Result<(), GameCodeError> {
     Ok(())
 }
 
+/// A new directory in the temporary directory with an unpredictable name and mode 0700 from
+/// the moment it exists (the umask would otherwise leave it 0755), so nobody else can plant a
+/// library where we `dlopen` or list what we record.
+pub fn private_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new().prefix(prefix).permissions(fs::Permissions::from_mode(0o700)).tempdir()
+}
+
 /// A file others can write, or a directory others can write without the sticky bit (so they
 /// could rename their own file over ours), lets another user choose the code we run.
 /// Group write counts only for a shared group: with user private groups (gid == uid, the
@@ -447,6 +470,13 @@ mod tests {
         assert!(err.contains("writable by other users (mode 777)"), "{err}");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
         assert!(refuse_writable_by_others(&lib).is_ok(), "a sticky shared directory like /tmp is fine");
+    }
+
+    #[test]
+    fn the_copy_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = private_dir("handmade-test-").unwrap();
+        assert_eq!(fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777, 0o700);
     }
 
     #[test]

@@ -188,7 +188,7 @@ impl LiveLoop {
         let (path, private_dir) = match path {
             Some(p) => (p, None),
             None => {
-                let dir = tempfile::Builder::new().prefix("handmade-loop-").tempdir()?;
+                let dir = crate::game_code::private_dir("handmade-loop-")?;
                 (dir.path().join("loop.hml"), Some(dir))
             }
         };

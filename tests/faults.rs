@@ -1,0 +1,199 @@
+//! Faults on purpose: the game library deleted, made unreadable, or unloadable because the
+//! private copy directory is unwritable; the disk full when a loop recording starts; SIGTERM in
+//! the middle of a recording. Each time the platform keeps running, says what went wrong in one
+//! line, and the sound does not break.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
+
+use common::*;
+
+fn is_root() -> bool {
+    // SAFETY: `geteuid` cannot fail and has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Puts `from` at `to` the way a build does: a new file renamed into place, with `mode`.
+fn install(from: &Path, to: &Path, mode: u32) {
+    let staged = to.with_extension("staged");
+    fs::copy(from, &staged).unwrap();
+    fs::set_permissions(&staged, fs::Permissions::from_mode(mode)).unwrap();
+    fs::rename(&staged, to).unwrap();
+}
+
+fn assert_unbroken_sine(wav: &Path, frames: usize) {
+    let (left, right) = read_wav(wav);
+    assert_eq!(left.len(), frames * 800, "the platform kept running to the end");
+    assert_eq!(left, right);
+    assert!(max_error_steps(&left, |_| DEFAULT_AMPLITUDE) <= 1.0, "the sound broke");
+}
+
+fn count_lines(stderr: &str, text: &str) -> usize {
+    stderr.lines().filter(|l| l.contains(text)).count()
+}
+
+#[test]
+fn a_deleted_library_keeps_the_loaded_code_until_it_is_back() {
+    let game = build_game_variant("");
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("libgame.so");
+    install(&game, &live, 0o644);
+    let wav = dir.path().join("out.wav");
+    let child = Command::new(platform_binary())
+        .args(["--headless", "--realtime", "--audio", "wav", "--frames", "200", "--stats", "--no-rebuild"])
+        .arg("--game-lib")
+        .arg(&live)
+        .arg("--wav-out")
+        .arg(&wav)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(800));
+    fs::remove_file(&live).unwrap();
+    sleep(Duration::from_millis(1200));
+    install(&game, &live, 0o644);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(count_lines(&stderr, "is gone"), 1, "{stderr}");
+    assert_eq!(stat_u64(&out.stdout, "reloads"), 1, "loaded again once it was back: {stderr}");
+    assert_eq!(stat_u64(&out.stdout, "reload_failures"), 0, "{stderr}");
+    assert_unbroken_sine(&wav, 200);
+}
+
+/// Runs as `nobody` (root ignores permissions), so unreadable files and unwritable
+/// directories really are.
+#[test]
+fn unreadable_library_and_unwritable_copy_directory_are_reported_once() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run the platform as `nobody`");
+        return;
+    }
+    let game = build_game_variant("");
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let live = dir.path().join("libgame.so");
+    install(&game, &live, 0o644);
+    let wav = dir.path().join("out.wav");
+    let chown = Command::new("chown").args(["-R", "65534:65534"]).arg(dir.path()).status().unwrap();
+    assert!(chown.success());
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(platform_binary())
+        .args(["--headless", "--realtime", "--audio", "wav", "--frames", "330", "--stats", "--no-rebuild"])
+        .arg("--game-lib")
+        .arg(&live)
+        .arg("--wav-out")
+        .arg(&wav)
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(800));
+    let private: PathBuf = fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("handmade-game-"))
+        .expect("the private copy directory");
+    assert_eq!(fs::metadata(&private).unwrap().permissions().mode() & 0o777, 0o700);
+
+    install(&game, &live, 0o000); // a new build nobody may read
+    sleep(Duration::from_millis(700));
+    fs::set_permissions(&live, fs::Permissions::from_mode(0o644)).unwrap(); // fixed: loads
+    sleep(Duration::from_millis(700));
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o500)).unwrap();
+    install(&game, &live, 0o644); // cannot be copied
+    sleep(Duration::from_millis(700));
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    install(&game, &live, 0o644); // fixed: loads
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(count_lines(&stderr, "cannot be read: Permission denied"), 1, "{stderr}");
+    assert_eq!(count_lines(&stderr, "cannot copy the game library to the private directory"), 1, "{stderr}");
+    assert_eq!(stat_u64(&out.stdout, "reload_failures"), 2, "{stderr}");
+    assert_eq!(stat_u64(&out.stdout, "reloads"), 2, "{stderr}");
+    assert_unbroken_sine(&wav, 330);
+}
+
+#[test]
+fn a_full_disk_when_recording_starts_is_one_line_and_nothing_is_lost() {
+    let game = build_game_variant("");
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    fs::create_dir(&full).unwrap();
+    let script = dir.path().join("input.txt");
+    fs::write(&script, "10 l down\n11 l up\n").unwrap();
+    let wav = dir.path().join("out.wav");
+    // A 64 KiB tmpfs in a private mount namespace: gone when the platform exits.
+    let command = format!(
+        "mount -t tmpfs -o size=64k tmpfs '{}' && exec '{}' --headless --audio wav --frames 60 --stats --no-rebuild \
+         --game-lib '{}' --wav-out '{}' --input-script '{}' --loop-file '{}/loop.hml'",
+        full.display(),
+        platform_binary().display(),
+        game.display(),
+        wav.display(),
+        script.display(),
+        full.display()
+    );
+    let mut unshare = Command::new("unshare");
+    if !is_root() {
+        unshare.arg("--map-root-user");
+    }
+    let out = unshare.args(["--mount", "--", "sh", "-c", &command]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("mount") && std::env::var_os("CI").is_none() {
+        eprintln!("skipped: cannot mount a tmpfs here ({stderr})");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("loop file")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("cannot reserve space") && lines[0].contains("No space left"), "{}", lines[0]);
+    assert_unbroken_sine(&wav, 60);
+}
+
+#[test]
+fn sigterm_while_recording_leaves_a_valid_loop_file_and_wav() {
+    let game = build_game_variant("");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("input.txt");
+    fs::write(&script, "10 l down\n11 l up\n").unwrap();
+    let wav = dir.path().join("out.wav");
+    let loop_file = dir.path().join("loop.hml");
+    let child = Command::new(platform_binary())
+        .args(["--headless", "--realtime", "--audio", "wav", "--frames", "6000", "--stats", "--no-rebuild"])
+        .arg("--game-lib")
+        .arg(&game)
+        .arg("--wav-out")
+        .arg(&wav)
+        .arg("--input-script")
+        .arg(&script)
+        .arg("--loop-file")
+        .arg(&loop_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(1500));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let frames = stat_u64(&out.stdout, "frames") as usize;
+    assert!(frames > 20 && frames < 6000, "stopped early by the signal: {frames}");
+    let bytes = fs::read(&loop_file).unwrap();
+    handmade::live_loop::check_recording(&bytes, 64 << 20).expect("a complete, valid recording");
+    assert_unbroken_sine(&wav, frames);
+}
