@@ -28,7 +28,7 @@ fn check_system_libraries() {
         match found {
             Ok(true) => {}
             Ok(false) => {
-                panic!("{module} development files not found: run `scripts/setup.sh` or `apt-get install {package}`")
+                panic!("{module} development files not found: run `.ci/setup.sh` or `apt-get install {package}`")
             }
             Err(_) => println!("cargo:warning=pkg-config not found; cannot check for {package}"),
         }

@@ -267,8 +267,8 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
 
         // Sound: ask the backend how much it needs, let the game fill the stack buffer, write.
         let sound_allocs_before = AllocCounts::now();
-        let queued_before = audio.status().queued_frames;
         let wanted = audio.frames_wanted().min(MAX_SOUND_FRAMES);
+        let queued_before = audio.status().queued_frames; // as `frames_wanted` just measured it
         let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
         let mut sound = GameSoundOutputBuffer::lend(audio.sample_rate(), running_sample_index, l, r);
         let functions = if game_paused { GameFunctions::STUBS } else { game.functions() };

@@ -7,10 +7,16 @@
 use std::fmt;
 use std::path::PathBuf;
 
+#[cfg(target_os = "linux")]
+mod alsa;
 mod convert;
+mod sdl;
 mod wav;
 
+#[cfg(target_os = "linux")]
+pub use alsa::AlsaAudio;
 pub use convert::{interleave_f32, interleave_i16, sanitize};
+pub use sdl::SdlAudio;
 pub use wav::WavAudio;
 
 /// Which backend to use (`--audio`).
@@ -46,6 +52,8 @@ pub struct AudioStatus {
     /// The device's buffer size in frames (0 offline).
     pub buffer_frames: u32,
     pub underruns: u64,
+    /// The device's delay averaged over every frame's measurement: the latency achieved.
+    pub mean_queued_frames: f32,
 }
 
 #[derive(Debug)]
@@ -92,15 +100,59 @@ pub trait AudioOutput {
     fn finish(&mut self) -> Result<(), AudioError>;
 }
 
-/// Opens the chosen backend. `Auto` tries alsa, then sdl, then falls back to offline output,
-/// logging one line saying what was chosen and why the others were not.
+/// Opens the chosen backend. `Auto` tries alsa, then sdl, then falls back to offline output.
+/// Either way one line says what was chosen and, under `Auto`, why the others were not.
 pub fn open(choice: AudioChoice, desc: &AudioDesc) -> Result<Box<dyn AudioOutput>, AudioError> {
+    let output = match choice {
+        AudioChoice::Wav => Box::new(WavAudio::open(desc, desc.wav_out.clone())?),
+        AudioChoice::None => Box::new(WavAudio::open(desc, None)?),
+        AudioChoice::Alsa | AudioChoice::Sdl => open_device(choice, desc)?,
+        AudioChoice::Auto => return open_auto(desc),
+    };
+    log::info!("audio: {} ({})", output.name(), describe(desc, &*output));
+    Ok(output)
+}
+
+fn open_auto(desc: &AudioDesc) -> Result<Box<dyn AudioOutput>, AudioError> {
+    let alsa_error = match open_device(AudioChoice::Alsa, desc) {
+        Ok(output) => {
+            log::info!("audio: auto chose alsa ({})", describe(desc, &*output));
+            return Ok(output);
+        }
+        Err(e) => e,
+    };
+    let sdl_error = match open_device(AudioChoice::Sdl, desc) {
+        Ok(output) => {
+            log::info!("audio: auto chose sdl ({}); not alsa: {alsa_error}", describe(desc, &*output));
+            return Ok(output);
+        }
+        Err(e) => e,
+    };
+    let output: Box<dyn AudioOutput> = Box::new(WavAudio::open(desc, desc.wav_out.clone())?);
+    log::info!(
+        "audio: auto fell back to offline output ({}); not alsa: {alsa_error}; not sdl: {sdl_error}",
+        output.name()
+    );
+    Ok(output)
+}
+
+/// The device backends; `cfg` lives here and on the `mod` lines only.
+fn open_device(choice: AudioChoice, desc: &AudioDesc) -> Result<Box<dyn AudioOutput>, AudioError> {
     match choice {
-        AudioChoice::Wav => Ok(Box::new(WavAudio::open(desc, desc.wav_out.clone())?)),
-        AudioChoice::None => Ok(Box::new(WavAudio::open(desc, None)?)),
-        AudioChoice::Alsa | AudioChoice::Sdl | AudioChoice::Auto => Err(AudioError::Unavailable {
-            backend: "alsa/sdl",
-            reason: "device backends are not built yet".into(),
+        #[cfg(target_os = "linux")]
+        AudioChoice::Alsa => Ok(Box::new(AlsaAudio::open(desc)?)),
+        AudioChoice::Sdl => Ok(Box::new(SdlAudio::open(desc)?)),
+        other => Err(AudioError::Unavailable {
+            backend: if other == AudioChoice::Alsa { "alsa" } else { "device" },
+            reason: "not built for this platform".into(),
         }),
+    }
+}
+
+fn describe(desc: &AudioDesc, output: &dyn AudioOutput) -> String {
+    if output.is_paced() {
+        format!("{} Hz, keeping {:.1} ms queued", output.sample_rate(), desc.latency_ms)
+    } else {
+        format!("{} Hz, offline, unpaced", output.sample_rate())
     }
 }

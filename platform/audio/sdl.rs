@@ -1,0 +1,216 @@
+//! The SDL2 backend (`--audio sdl`): an `AudioQueue` of interleaved S16, kept `latency` ahead
+//! from the queued size, the same sync contract as the ALSA backend. SDL's own audio thread
+//! drains the queue into the device; a device that disconnects (its sound server died) is
+//! noticed from the device status and reopened with backoff while the game keeps running.
+//!
+//! The SDL context comes from `crate::sdl_context` only: the window shares it.
+
+use std::time::{Duration, Instant};
+
+use handmade_api::MAX_SOUND_FRAMES;
+use sdl2::audio::{AudioQueue, AudioSpecDesired, AudioStatus as SdlStatus};
+use sdl2::AudioSubsystem;
+
+use super::{interleave_i16, AudioDesc, AudioError, AudioOutput, AudioStatus};
+
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const MAX_RETRY: Duration = Duration::from_secs(4);
+
+pub struct SdlAudio {
+    subsystem: AudioSubsystem,
+    queue: Option<AudioQueue<i16>>,
+    sample_rate: u32,
+    /// Queue depth to find at each write (`latency_ms`), in frames.
+    target_frames: u32,
+    tick_frames: u32,
+    /// SDL's device buffer (`spec.samples`): sound that left the queue but is not yet heard.
+    device_frames: u32,
+    interleaved: Vec<i16>,
+    underruns: u64,
+    queued_frames: u32,
+    queued_sum: f64,
+    queued_count: u64,
+    lost_at: Option<Instant>,
+    next_attempt: Instant,
+    backoff: Duration,
+}
+
+impl SdlAudio {
+    pub fn open(desc: &AudioDesc) -> Result<Self, AudioError> {
+        let sdl = crate::sdl_context::sdl().map_err(unavailable)?;
+        let subsystem = sdl.audio().map_err(unavailable)?;
+        let rate = desc.sample_rate;
+        let target = (f64::from(desc.latency_ms.max(0.0)) * f64::from(rate) / 1000.0).round();
+        let target_frames = (target as u32).clamp(1, MAX_SOUND_FRAMES as u32);
+        let device_frames = device_buffer_frames(target_frames);
+        let queue = open_queue(&subsystem, rate, device_frames).map_err(unavailable)?;
+        let device_frames = u32::from(queue.spec().samples);
+        let tick_frames = (rate / desc.fps.max(1)).clamp(1, MAX_SOUND_FRAMES as u32);
+        prime(&queue, target_frames + 2 * tick_frames);
+        log::debug!(
+            "sdl: driver {} at {rate} Hz, S16, device buffer {device_frames} frames, keeping {target_frames} frames queued",
+            subsystem.current_audio_driver()
+        );
+        Ok(Self {
+            subsystem,
+            queue: Some(queue),
+            sample_rate: rate,
+            target_frames,
+            tick_frames,
+            device_frames,
+            interleaved: vec![0; 2 * MAX_SOUND_FRAMES],
+            underruns: 0,
+            queued_frames: 0,
+            queued_sum: 0.0,
+            queued_count: 0,
+            lost_at: None,
+            next_attempt: Instant::now(),
+            backoff: FIRST_RETRY,
+        })
+    }
+
+    /// SDL marks a device whose backend failed (e.g. the PulseAudio server went away) as
+    /// stopped; a queue we resumed should otherwise always be playing.
+    fn check_device(&mut self) {
+        let lost = self.queue.as_ref().is_some_and(|q| q.status() == SdlStatus::Stopped);
+        if lost {
+            log::warn!(
+                "sdl: the audio device stopped ({}); the game keeps running silently while it is reopened",
+                sdl2::get_error()
+            );
+            self.queue = None;
+            self.lost_at = Some(Instant::now());
+            self.next_attempt = Instant::now() + FIRST_RETRY;
+            self.backoff = FIRST_RETRY;
+        }
+    }
+
+    /// While the device is gone: reopen when due. With the server down this fails at once
+    /// (connection refused); the wait between attempts doubles up to `MAX_RETRY`.
+    fn try_reopen(&mut self) {
+        let now = Instant::now();
+        if now < self.next_attempt {
+            return;
+        }
+        match open_queue(&self.subsystem, self.sample_rate, self.device_frames) {
+            Ok(queue) => {
+                prime(&queue, self.target_frames + 2 * self.tick_frames);
+                let lost_for = self.lost_at.map(|t| now - t).unwrap_or_default();
+                log::info!("sdl: audio device reopened after {:.1} s", lost_for.as_secs_f64());
+                self.queue = Some(queue);
+                self.lost_at = None;
+                self.backoff = FIRST_RETRY;
+            }
+            Err(_) => {
+                self.next_attempt = now + self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_RETRY);
+            }
+        }
+    }
+}
+
+impl AudioOutput for SdlAudio {
+    fn name(&self) -> &'static str {
+        "sdl"
+    }
+
+    fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    fn is_paced(&self) -> bool {
+        true
+    }
+
+    fn frames_wanted(&mut self) -> usize {
+        self.check_device();
+        let Some(queue) = self.queue.as_ref() else {
+            return self.tick_frames as usize;
+        };
+        let queued = queue.size() / 4; // 2 channels x 2 bytes
+                                       // The queue is primed at open, so an empty one means SDL's thread found nothing and
+                                       // played silence.
+        if queued == 0 {
+            self.underruns += 1;
+        }
+        self.queued_frames = queued + self.device_frames;
+        self.queued_sum += f64::from(self.queued_frames);
+        self.queued_count += 1;
+        let goal = self.target_frames + self.tick_frames;
+        (goal.saturating_sub(queued) as usize).min(MAX_SOUND_FRAMES)
+    }
+
+    fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError> {
+        let Some(queue) = self.queue.as_ref() else {
+            self.try_reopen();
+            return Ok(0);
+        };
+        let n = left.len().min(MAX_SOUND_FRAMES);
+        if n == 0 {
+            return Ok(0);
+        }
+        let out = &mut self.interleaved[..2 * n];
+        interleave_i16(&left[..n], &right[..n], out);
+        queue.queue_audio(out).map_err(|reason| AudioError::Io { backend: "sdl", reason })?;
+        Ok(n)
+    }
+
+    fn status(&self) -> AudioStatus {
+        AudioStatus {
+            queued_frames: self.queued_frames,
+            buffer_frames: self.device_frames,
+            underruns: self.underruns,
+            mean_queued_frames: if self.queued_count == 0 {
+                0.0
+            } else {
+                (self.queued_sum / self.queued_count as f64) as f32
+            },
+        }
+    }
+
+    /// Lets what is queued play out (bounded), then closes the device.
+    fn finish(&mut self) -> Result<(), AudioError> {
+        if let Some(queue) = self.queue.take() {
+            let frames = u64::from(queue.size() / 4 + self.device_frames);
+            let ms = (frames * 1000 / u64::from(self.sample_rate.max(1))).min(500);
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        Ok(())
+    }
+}
+
+/// Queues `frames` of silence and starts the device. SDL's queue allocates a packet whenever it
+/// grows past its largest size so far; growing it here, once, keeps that out of the frames.
+fn prime(queue: &AudioQueue<i16>, frames: u32) {
+    let silence = vec![0i16; 2 * frames as usize];
+    let _ = queue.queue_audio(&silence);
+    queue.resume();
+}
+
+/// SDL's device buffer: about half the target so at least two pulls fit in the queue's
+/// margin; a power of two (some SDL drivers insist), 256 to 4096 frames.
+fn device_buffer_frames(target_frames: u32) -> u32 {
+    (target_frames / 2).next_power_of_two().clamp(256, 4096)
+}
+
+fn open_queue(subsystem: &AudioSubsystem, rate: u32, device_frames: u32) -> Result<AudioQueue<i16>, String> {
+    let desired = AudioSpecDesired { freq: Some(rate as i32), channels: Some(2), samples: Some(device_frames as u16) };
+    // No allowed changes: SDL converts to whatever the device takes, so the spec is ours.
+    subsystem.open_queue::<i16, _>(None, &desired)
+}
+
+fn unavailable(reason: String) -> AudioError {
+    AudioError::Unavailable { backend: "sdl", reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_buffer_is_a_power_of_two_in_range() {
+        assert_eq!(device_buffer_frames(480), 256);
+        assert_eq!(device_buffer_frames(1600), 1024);
+        assert_eq!(device_buffer_frames(48_000), 4096);
+    }
+}
