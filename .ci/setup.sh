@@ -6,6 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
     pkg-config
+    gcc
     libasound2-dev
     libsdl2-dev
     pulseaudio
@@ -15,6 +16,11 @@ PACKAGES=(
     xvfb
     xauth
 )
+
+if ! command -v cargo >/dev/null; then
+    echo "setup: no cargo on PATH: install a stable Rust toolchain (rustup) first" >&2
+    exit 1
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -27,11 +33,16 @@ if [[ ${#missing[@]} -eq 0 ]]; then
     echo "setup: all ${#PACKAGES[@]} packages already installed"
     exit 0
 fi
+as_root=()
 if [[ $(id -u) -ne 0 ]]; then
-    echo "setup: missing ${missing[*]}; run this script as root" >&2
-    exit 1
+    if command -v sudo >/dev/null; then
+        as_root=(sudo)
+    else
+        echo "setup: missing ${missing[*]}; run this script as root" >&2
+        exit 1
+    fi
 fi
 echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update
-apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+"${as_root[@]}" apt-get update
+"${as_root[@]}" apt-get install -y --no-install-recommends "${PACKAGES[@]}"
