@@ -86,7 +86,13 @@ impl Video {
         for kind in [EventType::TextInput, EventType::TextEditing, EventType::DropFile, EventType::DropText] {
             event_pump.disable_event(kind);
         }
-        log::info!("window {}x{} ({} renderer)", size.0, size.1, canvas.info().name);
+        let driver = video.current_video_driver();
+        // SDL falls back to drivers that show nothing (e.g. `offscreen`, KMS without access)
+        // when there is no display; a window nobody sees is not a window.
+        if matches!(driver, "offscreen" | "dummy" | "evdev") {
+            return Err(video_error(format!("no display (SDL video driver `{driver}`)")));
+        }
+        log::info!("window {}x{} ({} renderer, {driver} video)", size.0, size.1, canvas.info().name);
         Ok(Video {
             texture,
             _creator: creator,

@@ -1,4 +1,7 @@
-//! The handmade demo game: a cdylib the platform loads and hot-reloads. All of its state lives
+//! The handmade demo game: a cdylib the platform loads and hot-reloads. The player moves a
+//! square (arrows, `w a s d`, gamepad): its x pans a tone, its height sets the pitch; `q`/`e`
+//! change the volume, `f` the waveform, `r` sends the tone to the echo, `space` starts or stops
+//! the `data/loop.wav` loop (see the README, "The demo"). All of its state lives
 //! in the permanent storage the platform lends, so a reload keeps it; every export runs inside
 //! `handmade_api::guard`, so a panic becomes a status code instead of an abort.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -7,20 +10,14 @@ mod render;
 mod sound;
 mod state;
 
-use handmade_api::{
-    guard, GameApiInfo, GameInput, GameMemory, GameOffscreenBuffer, GameSoundOutputBuffer,
-    GameStatus,
-};
+use handmade_api::{guard, GameApiInfo, GameInput, GameMemory, GameOffscreenBuffer, GameSoundOutputBuffer, GameStatus};
 
 use state::GameState;
 
 #[cfg(not(feature = "other-abi"))]
 const API_INFO: GameApiInfo = handmade_api::GAME_API_INFO;
 #[cfg(feature = "other-abi")]
-const API_INFO: GameApiInfo = GameApiInfo {
-    version: handmade_api::GAME_API_VERSION + 1,
-    layout_hash: 1,
-};
+const API_INFO: GameApiInfo = GameApiInfo { version: handmade_api::GAME_API_VERSION + 1, layout_hash: 1 };
 
 #[no_mangle]
 pub extern "C" fn game_api_version() -> GameApiInfo {
@@ -36,11 +33,9 @@ pub unsafe extern "C" fn game_update_and_render(
     buffer: *mut GameOffscreenBuffer,
 ) -> GameStatus {
     // SAFETY: the caller guarantees the pointers are valid and unaliased for this call.
-    let (Some(memory), Some(input), Some(buffer)) = (
-        unsafe { memory.as_mut() },
-        unsafe { input.as_ref() },
-        unsafe { buffer.as_mut() },
-    ) else {
+    let (Some(memory), Some(input), Some(buffer)) =
+        (unsafe { memory.as_mut() }, unsafe { input.as_ref() }, unsafe { buffer.as_mut() })
+    else {
         return GameStatus::BadMemory;
     };
     silence_panic_output();
@@ -49,8 +44,10 @@ pub unsafe extern "C" fn game_update_and_render(
             return GameStatus::BadMemory;
         };
         #[cfg(feature = "panic-update")]
-        panic!("panic-update variant: update failed on purpose");
-        state.update(input);
+        if state.frame < u64::MAX {
+            panic!("panic-update variant: update failed on purpose");
+        }
+        state.update(input, &memory.assets.loop_sample);
         render::draw(state, memory, buffer);
         GameStatus::Ok
     })
@@ -61,13 +58,9 @@ pub unsafe extern "C" fn game_update_and_render(
 /// # Safety
 /// The platform passes valid, exclusive pointers to the contract's types for this call.
 #[no_mangle]
-pub unsafe extern "C" fn game_output_sound(
-    memory: *mut GameMemory,
-    sound: *mut GameSoundOutputBuffer,
-) -> GameStatus {
+pub unsafe extern "C" fn game_output_sound(memory: *mut GameMemory, sound: *mut GameSoundOutputBuffer) -> GameStatus {
     // SAFETY: as above.
-    let (Some(memory), Some(sound)) = (unsafe { memory.as_mut() }, unsafe { sound.as_mut() })
-    else {
+    let (Some(memory), Some(sound)) = (unsafe { memory.as_mut() }, unsafe { sound.as_mut() }) else {
         return GameStatus::BadMemory;
     };
     guard(memory, |memory| {
@@ -78,7 +71,7 @@ pub unsafe extern "C" fn game_output_sound(
         if state.sound.running_sample_index > 0 {
             panic!("panic-sound variant: sound failed on purpose");
         }
-        sound::output(state, sound);
+        sound::output(state, &memory.assets.loop_sample, sound);
         GameStatus::Ok
     })
 }
