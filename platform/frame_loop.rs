@@ -326,9 +326,12 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
         }
 
         // Hold the frame rate: sleep most of the way, spin the last millisecond.
+        let mut pace_wait = Duration::ZERO;
         if paced {
             next_frame_start += frame_budget;
+            let wait_start = Instant::now();
             wait_until(next_frame_start);
+            pace_wait = wait_start.elapsed();
             if Instant::now() > next_frame_start + frame_budget {
                 next_frame_start = Instant::now(); // fell far behind: do not try to catch up
             }
@@ -336,7 +339,13 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
 
         event_frame |= game.end_frame();
         counters.frames += 1;
-        frame_times.record(frame_start.elapsed());
+        let frame_time = frame_start.elapsed();
+        frame_times.record(frame_time);
+        if reloaded {
+            // Work time of the reload frame, without the frame-rate wait.
+            let busy = frame_time.saturating_sub(pace_wait);
+            counters.reload_frame_busy_ms_max = counters.reload_frame_busy_ms_max.max(busy.as_secs_f64() * 1e3);
+        }
         let allocs = AllocCounts::now().since(allocs_at_start);
         if reloaded || forced {
             counters.reload_heap_allocs += allocs.frame_thread;

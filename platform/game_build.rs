@@ -41,16 +41,45 @@ pub fn cargo_build_command(workspace: &Path) -> Command {
     cmd
 }
 
-/// Builds the game synchronously (start-up only). Cargo does nothing when it is up to date.
+/// Builds the game synchronously (start-up). Cargo does nothing when it is up to date.
 pub fn build_game(workspace: &Path) -> Result<(), String> {
     log::info!("building the game library (cargo build -p game --profile {})", game_profile());
-    let output = cargo_build_command(workspace).output().map_err(|e| format!("cannot run cargo: {e}"))?;
+    run_build(cargo_build_command(workspace))
+}
+
+/// Builds the game from the rebuild watcher's thread, at a lower CPU priority (nice 10) so the
+/// compiler does not take the frame loop's core away from it on a small machine.
+pub fn build_game_in_background(workspace: &Path) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = cargo_build_command(workspace);
+    // SAFETY: the closure runs in the child between fork and exec and only calls `setpriority`,
+    // a plain system call that neither allocates nor takes locks.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            Ok(())
+        });
+    }
+    run_build(cmd)
+}
+
+fn run_build(mut cmd: Command) -> Result<(), String> {
+    let output = cmd.output().map_err(|e| format!("cannot run cargo: {e}"))?;
     if output.status.success() {
         return Ok(());
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let first = stderr.lines().find(|l| l.contains("error")).unwrap_or("cargo build failed");
-    Err(first.trim().to_string())
+    Err(first_error(&String::from_utf8_lossy(&output.stderr)))
+}
+
+/// The compiler's first error and where it is: `error: ... (game/src/lib.rs:90:10)`.
+fn first_error(stderr: &str) -> String {
+    let mut lines = stderr.lines().skip_while(|l| !l.trim_start().starts_with("error"));
+    let Some(error) = lines.next() else { return "cargo build failed".to_string() };
+    let place = lines.take(3).find_map(|l| l.trim_start().strip_prefix("--> "));
+    match place {
+        Some(place) => format!("{} ({place})", error.trim()),
+        None => error.trim().to_string(),
+    }
 }
 
 /// The library to load: `--game-lib`, or the one `workspace` (default: this binary's) builds,
@@ -66,4 +95,17 @@ pub fn resolve_game_library(flag: Option<&Path>, workspace: Option<&Path>) -> Pa
         }
     }
     library
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_compiler_error_names_its_place() {
+        let stderr = "   Compiling game\nwarning: unused\nerror: this file contains an unclosed delimiter\n  --> game/src/lib.rs:90:10\n   |\nerror: aborting";
+        assert_eq!(first_error(stderr), "error: this file contains an unclosed delimiter (game/src/lib.rs:90:10)");
+        assert_eq!(first_error("error[E0425]: cannot find value `x`"), "error[E0425]: cannot find value `x`");
+        assert_eq!(first_error(""), "cargo build failed");
+    }
 }

@@ -98,7 +98,7 @@ fn watch_and_build(inotify: Inotify, workspace: &Path, done: &Sender<BuildEvent>
         let saved_at = saved_at.unwrap_or_else(SystemTime::now);
         let _ = started.send(());
         let build_start = Instant::now();
-        let result = game_build::build_game(workspace);
+        let result = game_build::build_game_in_background(workspace);
         let event = BuildEvent {
             ok: result.is_ok(),
             summary: result.err().unwrap_or_default(),

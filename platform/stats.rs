@@ -76,6 +76,8 @@ pub struct Counters {
     pub nonfinite_samples: u64,
     pub game_panics: u64,
     pub rollbacks: u64,
+    /// The longest a frame with a reload worked (its frame-rate wait left out).
+    pub reload_frame_busy_ms_max: f64,
     /// Allocations in frames with a dev-loop event (build finished, loop toggled, game crash).
     pub event_heap_allocs: u64,
     pub game_libs_mapped: usize,
@@ -94,6 +96,7 @@ pub fn format_line(c: &Counters, frame: &Timings<'_>, reload: &Timings<'_>, resi
     kv("reload_failures", &c.reload_failures);
     kv("reload_ms_p50", &format!("{:.3}", reload.percentile_ms(50.0)));
     kv("reload_ms_max", &format!("{:.3}", reload.max_ms()));
+    kv("reload_frame_busy_ms_max", &format!("{:.3}", c.reload_frame_busy_ms_max));
     kv("frame_ms_p50", &format!("{:.3}", frame.percentile_ms(50.0)));
     kv("frame_ms_p99", &format!("{:.3}", frame.percentile_ms(99.0)));
     kv("frame_ms_max", &format!("{:.3}", frame.max_ms()));
