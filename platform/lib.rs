@@ -10,6 +10,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc_count;
+pub mod analysis;
 pub mod assets;
 pub mod audio;
 pub mod cli;
