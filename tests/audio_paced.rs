@@ -5,9 +5,13 @@
 //! Needs pulseaudio (.ci/setup.sh). Without it the test says so and skips, except under
 //! `CI=true`, where a skip would hide a broken machine.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
+
+use common::{build_game_variant, read_wav, stat_u64};
 
 /// One paced run at a time: two sound servers and two players on a small machine would
 /// measure the machine's load, not the backends.
@@ -15,7 +19,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const RATE: f64 = 48_000.0;
 const TONE_HZ: f64 = 256.0;
-const AMPLITUDE: f64 = 0.25;
+const AMPLITUDE: f64 = common::DEFAULT_AMPLITUDE;
 /// Start/stop transients (stream start, the final drain) are not judged.
 const TRIM_SECONDS: f64 = 0.3;
 
@@ -35,7 +39,7 @@ fn play_and_check(backend: &str) {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let game_lib = game_library();
+    let game_lib = build_game_variant("");
     let dir = tempfile::tempdir().expect("temp dir");
     let wav = dir.path().join(format!("{backend}.wav"));
     let output = Command::new(root.join(".ci/pulse-null-sink.sh"))
@@ -53,16 +57,13 @@ fn play_and_check(backend: &str) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{backend} run failed ({}):\n{stdout}\n{stderr}", output.status);
-    let stats = stdout
-        .lines()
-        .find(|l| l.starts_with("stats:"))
-        .unwrap_or_else(|| panic!("no stats line:\n{stdout}\n{stderr}"));
     assert!(stderr.contains(&format!("audio: {backend}")), "the run did not use {backend}:\n{stderr}");
-    check_continuous_sine(&read_stereo(&wav), backend);
-    assert_eq!(stat(stats, "underruns"), "0", "{stats}");
-    assert_eq!(stat(stats, "sound_heap_allocs"), "0", "{stats}");
-    assert_eq!(stat(stats, "heap_allocs_after_warmup"), "0", "{stats}");
-    assert!(stats.contains("reloads=29"), "{stats}");
+    let (left, right) = read_wav(&wav);
+    check_continuous_sine(&left, &right, backend);
+    for key in ["underruns", "sound_heap_allocs", "heap_allocs_after_warmup"] {
+        assert_eq!(stat_u64(&output.stdout, key), 0, "{key}:\n{stdout}");
+    }
+    assert_eq!(stat_u64(&output.stdout, "reloads"), 29, "{stdout}");
 }
 
 /// Skips (returns false) only when pulseaudio is missing and this is not CI.
@@ -78,73 +79,24 @@ fn pulseaudio_available() -> bool {
     found
 }
 
-/// `<target>/debug/libgame.so`, found from this test binary (`<target>/debug/deps/...`) and
-/// built first if it is missing.
-fn game_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("test binary lives in <target>/<profile>/deps");
-    let lib = profile_dir.join("libgame.so");
-    if !lib.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "game"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p game");
-        assert!(status.success(), "cargo build -p game failed");
-    }
-    assert!(lib.exists(), "{} missing after building", lib.display());
-    lib
-}
-
-fn stat<'a>(line: &'a str, key: &str) -> &'a str {
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-}
-
-fn read_stereo(path: &Path) -> Vec<(f64, f64)> {
-    let mut reader = hound::WavReader::open(path).expect("recording is a WAV file");
-    let spec = reader.spec();
-    assert_eq!((spec.channels, spec.sample_rate), (2, 48_000));
-    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("sample")).collect();
-    samples.chunks_exact(2).map(|f| (f64::from(f[0]) / 32768.0, f64::from(f[1]) / 32768.0)).collect()
-}
-
 /// One continuous sine between the first and last sound: same on both channels, the right
-/// amplitude and pitch, no sample-to-sample jump beyond the sine's steepest slope, no run of
-/// zeros (a gap), and about as long as the run.
-fn check_continuous_sine(frames: &[(f64, f64)], backend: &str) {
-    let loud = |f: &(f64, f64)| f.0.abs() > 0.01;
-    let first = frames.iter().position(loud).expect("the recording is silent");
-    let last = frames.iter().rposition(loud).unwrap();
+/// amplitude and pitch, no discontinuity anywhere in the cycle (`handmade::analysis`: the
+/// recurrence residual of a pure sine), no gap, and about as long as the run.
+fn check_continuous_sine(left: &[f64], right: &[f64], backend: &str) {
+    let loud = |s: &f64| s.abs() > 0.01;
+    let first = left.iter().position(loud).expect("the recording is silent");
+    let last = left.iter().rposition(loud).unwrap();
     let trim = (TRIM_SECONDS * RATE) as usize;
     assert!(last > first + 2 * trim, "{backend}: almost no sound recorded");
-    let body = &frames[first + trim..last - trim];
-    let seconds = frames[first..=last].len() as f64 / RATE;
+    let seconds = (last - first) as f64 / RATE;
     assert!((9.5..=10.6).contains(&seconds), "{backend}: {seconds:.2} s of sound, expected about 10 s");
-
-    let lsb = 1.0 / 32768.0;
-    let max_slope = AMPLITUDE * std::f64::consts::TAU * TONE_HZ / RATE;
-    let mut zero_run = 0;
-    let mut longest_zero_run = 0;
-    let mut crossings = 0;
-    let mut peak: f64 = 0.0;
-    for (i, pair) in body.windows(2).enumerate() {
-        let ((l0, r0), (l1, _)) = (pair[0], pair[1]);
-        assert!((l0 - r0).abs() <= 2.0 * lsb, "{backend}: channels differ at {i}");
-        let jump = (l1 - l0).abs();
-        assert!(
-            jump <= max_slope * 1.05 + 2.0 * lsb,
-            "{backend}: discontinuity at {:.4} s: jump {jump:.5} > max slope {max_slope:.5}",
-            (first + trim + i) as f64 / RATE
-        );
-        zero_run = if l0.abs() <= lsb { zero_run + 1 } else { 0 };
-        longest_zero_run = longest_zero_run.max(zero_run);
-        crossings += usize::from(l0 < 0.0 && l1 >= 0.0);
-        peak = peak.max(l0.abs());
-    }
-    assert!(longest_zero_run <= 2, "{backend}: a gap of {longest_zero_run} silent samples");
-    assert!((peak - AMPLITUDE).abs() < 0.01, "{backend}: peak {peak:.4}");
-    let hz = crossings as f64 / (body.len() as f64 / RATE);
-    assert!((hz - TONE_HZ).abs() < 1.0, "{backend}: {hz:.2} Hz, not {TONE_HZ}");
+    let (body, body_right) = (&left[first + trim..last - trim], &right[first + trim..last - trim]);
+    let differ = body.iter().zip(body_right).position(|(l, r)| (l - r).abs() > 2.0 / 32768.0);
+    assert!(differ.is_none(), "{backend}: channels differ at {differ:?}");
+    let report = handmade::analysis::check_tone(body, TONE_HZ, RATE);
+    let at = report.first_discontinuity.map(|i| (first + trim) as f64 / RATE + i as f64 / RATE);
+    assert_eq!(report.discontinuities, 0, "{backend}: discontinuity at {at:?} s: {report:?}");
+    assert!(report.longest_silence <= 2, "{backend}: a gap: {report:?}");
+    assert!((report.peak - AMPLITUDE).abs() < 0.01, "{backend}: {report:?}");
+    assert!((report.frequency_hz - TONE_HZ).abs() < 0.5, "{backend}: {report:?}");
 }

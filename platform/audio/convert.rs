@@ -34,8 +34,11 @@ pub fn interleave_f32(left: &[f32], right: &[f32], out: &mut [f32]) {
 
 #[inline]
 pub fn to_i16(sample: f32) -> i16 {
-    // `as` saturates (and maps NaN to 0), so this never wraps.
-    (sample * 32767.0).round() as i16
+    // Round half away from zero like `f32::round`, but as an add and a truncating `as`:
+    // `round` is a libm call on baseline x86_64 and kept this loop scalar (3x slower, measured
+    // in l8_2_simd). `as` saturates (and maps NaN to 0), so this never wraps.
+    let scaled = sample * 32767.0;
+    (scaled + 0.5f32.copysign(scaled)) as i16
 }
 
 #[cfg(test)]

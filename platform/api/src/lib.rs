@@ -293,6 +293,9 @@ pub const SYMBOL_UPDATE_AND_RENDER: &[u8] = b"game_update_and_render\0";
 pub const SYMBOL_OUTPUT_SOUND: &[u8] = b"game_output_sound\0";
 
 /// Stubs the platform calls while no game is loaded: a blank frame and silence.
+///
+/// # Safety
+/// Touches none of its arguments, so any pointers are accepted.
 pub unsafe extern "C" fn game_update_and_render_stub(
     _memory: *mut GameMemory,
     _input: *const GameInput,

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the contract crate's tests (the arena and the real-time toolkit: pool, ring, delay line,
+# SPSC queue, double buffer) under Miri, which checks every unsafe access for undefined
+# behaviour and the two-thread tests for data races. Long stress tests are skipped or shrunk
+# under `cfg(miri)`. Usage: .ci/miri.sh [extra `cargo miri test` args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup +nightly component list --installed 2>/dev/null | grep -q '^miri'; then
+    echo "miri.sh: installing the nightly miri and rust-src components" >&2
+    rustup toolchain install nightly --profile minimal
+    rustup +nightly component add miri rust-src
+fi
+
+# A separate target dir: Miri's artifacts must not invalidate the shared debug build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/miri"
+# Tree Borrows is the aliasing model Rust is converging on; Stacked Borrows is stricter about
+# raw pointers. Run with MIRIFLAGS=-Zmiri-tree-borrows to try the other one.
+export MIRIFLAGS="${MIRIFLAGS:-}"
+cargo +nightly miri setup
+exec cargo +nightly miri test -p handmade_api "$@"

@@ -1,0 +1,256 @@
+//! Shared helpers of the lesson examples (`mod common;` in each): quick mode, timing
+//! distributions, the claim/measured/why lines, and a tiny PNG line plotter. Not a lesson itself.
+#![allow(dead_code)] // each lesson uses a different subset
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// `LESSON_QUICK=1`: a few seconds per lesson (CI), with smaller counts.
+pub fn quick() -> bool {
+    std::env::var_os("LESSON_QUICK").is_some_and(|v| v != "0")
+}
+
+/// `full` normally, `small` in quick mode.
+pub fn pick<T>(full: T, small: T) -> T {
+    if quick() {
+        small
+    } else {
+        full
+    }
+}
+
+pub fn header(lesson: &str, title: &str) {
+    println!("== {lesson}: {title}");
+    let build =
+        if cfg!(debug_assertions) { "debug (unoptimised: timings mean little; run with --release)" } else { "release" };
+    println!("build: {build}; mode: {}", if quick() { "quick" } else { "full" });
+}
+
+/// The course's claim, the measurement beside it, and one line on the difference.
+pub fn verdict(claim: &str, measured: &str, why: &str) {
+    println!("claim: {claim}");
+    println!("measured: {measured}");
+    println!("why: {why}");
+}
+
+/// Percentiles of a set of samples (any unit).
+#[derive(Clone, Copy, Debug)]
+pub struct Dist {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+pub fn dist(samples: &[f64]) -> Dist {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    let at = |p: f64| s[((p * (s.len() - 1) as f64).round() as usize).min(s.len() - 1)];
+    Dist { p50: at(0.50), p99: at(0.99), max: s[s.len() - 1], mean: s.iter().sum::<f64>() / s.len() as f64 }
+}
+
+/// Prints `label: p50=.. p99=.. max=.. mean=.. unit` and returns the distribution.
+pub fn report(label: &str, samples: &[f64], unit: &str) -> Dist {
+    let d = dist(samples);
+    println!(
+        "{label:<34} p50={:>10.1} p99={:>10.1} max={:>10.1} mean={:>10.1} {unit} (n={})",
+        d.p50,
+        d.p99,
+        d.max,
+        d.mean,
+        samples.len()
+    );
+    d
+}
+
+/// Times `op` `samples` times, each sample covering `batch` calls, in ns per call. Batching
+/// amortises the ~20-40 ns cost of reading the clock; `batch = 1` keeps single-call tails.
+pub fn time_ns(samples: usize, batch: usize, mut op: impl FnMut()) -> Vec<f64> {
+    for _ in 0..batch.max(1) * 10 {
+        op(); // warm caches, page in, train branch predictors
+    }
+    (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..batch {
+                op();
+            }
+            start.elapsed().as_nanos() as f64 / batch as f64
+        })
+        .collect()
+}
+
+/// What reading the clock twice costs, to put single-call timings in perspective.
+pub fn clock_overhead_ns() -> f64 {
+    dist(&time_ns(2000, 1, || {
+        black_box(());
+    }))
+    .p50
+}
+
+/// Minor and major page faults of this process so far (getrusage).
+pub fn page_faults() -> (i64, i64) {
+    // SAFETY: `getrusage` fills the zeroed struct we pass; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    (usage.ru_minflt, usage.ru_majflt)
+}
+
+/// `target/lessons/` (under CARGO_TARGET_DIR when set), created on first use.
+pub fn lessons_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("lessons");
+    std::fs::create_dir_all(&dir).expect("cannot create target/lessons");
+    dir
+}
+
+/// Series colours, in order: red, blue, green, orange, purple.
+pub const COLOURS: [[u8; 3]; 5] = [[220, 50, 47], [38, 139, 210], [60, 160, 60], [230, 140, 20], [140, 80, 170]];
+
+/// A line plot: each series is drawn in `COLOURS` order over a shared, auto-scaled frame, with
+/// a grey zero line and optional vertical markers. No text: the lesson prints the legend.
+pub struct Plot {
+    series: Vec<Vec<(f64, f64)>>,
+    markers: Vec<f64>,
+}
+
+impl Plot {
+    pub fn new() -> Self {
+        Self { series: Vec::new(), markers: Vec::new() }
+    }
+
+    pub fn series(mut self, points: impl IntoIterator<Item = (f64, f64)>) -> Self {
+        self.series.push(points.into_iter().collect());
+        self
+    }
+
+    pub fn marker(mut self, x: f64) -> Self {
+        self.markers.push(x);
+        self
+    }
+
+    /// Writes `target/lessons/<name>.png` and prints `plot: <path> (<legend>)`.
+    pub fn save(&self, name: &str, legend: &str) -> PathBuf {
+        let (w, h, m) = (800usize, 400usize, 20usize);
+        let mut px = vec![255u8; w * h * 3];
+        let all = self.series.iter().flatten();
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, y) in all.filter(|(x, y)| x.is_finite() && y.is_finite()) {
+            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        if y1 <= y0 {
+            (y0, y1) = (y0 - 1.0, y1 + 1.0);
+        }
+        let pad = (y1 - y0) * 0.05;
+        let (y0, y1) = (y0 - pad, y1 + pad);
+        let to_px = |x: f64, y: f64| {
+            let sx = m as f64 + (x - x0) / (x1 - x0) * (w - 2 * m) as f64;
+            let sy = (h - m) as f64 - (y - y0) / (y1 - y0) * (h - 2 * m) as f64;
+            (sx, sy)
+        };
+        let mut put = |x: i64, y: i64, c: [u8; 3]| {
+            if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h {
+                let i = (y as usize * w + x as usize) * 3;
+                px[i..i + 3].copy_from_slice(&c);
+            }
+        };
+        let grey = [170, 170, 170];
+        // Frame and zero line.
+        for x in m..w - m {
+            put(x as i64, m as i64, grey);
+            put(x as i64, (h - m) as i64, grey);
+        }
+        for y in m..h - m {
+            put(m as i64, y as i64, grey);
+            put((w - m) as i64, y as i64, grey);
+        }
+        if y0 < 0.0 && y1 > 0.0 {
+            let (_, zy) = to_px(x0, 0.0);
+            for x in (m..w - m).step_by(3) {
+                put(x as i64, zy as i64, grey);
+            }
+        }
+        for &mx in &self.markers {
+            let (sx, _) = to_px(mx, y0);
+            for y in (m..h - m).step_by(2) {
+                put(sx as i64, y as i64, [0, 0, 0]);
+            }
+        }
+        for (k, s) in self.series.iter().enumerate() {
+            let c = COLOURS[k % COLOURS.len()];
+            for pair in s.windows(2) {
+                let (a, b) = (to_px(pair[0].0, pair[0].1), to_px(pair[1].0, pair[1].1));
+                let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).max(1);
+                for i in 0..=steps.min(4 * (w + h)) {
+                    let t = i as f64 / steps as f64;
+                    put((a.0 + (b.0 - a.0) * t).round() as i64, (a.1 + (b.1 - a.1) * t).round() as i64, c);
+                }
+            }
+        }
+        let path = lessons_dir().join(format!("{name}.png"));
+        write_png(&path, w, h, &px);
+        println!("plot: {} ({legend})", path.display());
+        path
+    }
+}
+
+/// A percentile plot of timing samples on log-log axes: x is -log10(1 - quantile) (0 is the
+/// minimum, 1 is p90, 2 p99, 3 p99.9) so the tail gets room; y is log10 of the time.
+pub fn percentile_plot(name: &str, series: &[(&str, &[f64])], unit: &str) {
+    let mut plot = Plot::new();
+    let mut legend = Vec::new();
+    for (k, (label, samples)) in series.iter().enumerate() {
+        let mut s = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        let n = s.len() as f64;
+        plot = plot.series(s.iter().enumerate().map(|(i, &v)| (-(1.0 - i as f64 / n).log10(), v.max(1.0).log10())));
+        legend.push(format!("{}: {label}", colour_name(k)));
+    }
+    let axes = format!("x: 0=min 1=p90 2=p99 3=p99.9 (log of 1-quantile), y: log10 of {unit}");
+    plot.save(name, &format!("{axes}; {}", legend.join(", ")));
+}
+
+pub fn colour_name(k: usize) -> &'static str {
+    ["red", "blue", "green", "orange", "purple"][k % 5]
+}
+
+fn write_png(path: &std::path::Path, w: usize, h: usize, rgb: &[u8]) {
+    let file = std::fs::File::create(path).expect("create png");
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("png header");
+    writer.write_image_data(rgb).expect("png data");
+}
+
+/// Runs the real platform (`handmade::frame_loop::run`) in this process with `flags` and returns
+/// its `stats:` pairs. The game library is found (and built if stale) the way the binary does.
+pub fn run_platform(flags: &[&str]) -> Vec<(String, String)> {
+    use clap::Parser;
+    let mut argv = vec!["handmade"];
+    argv.extend_from_slice(flags);
+    // tests/lessons.rs passes the game library it built, so no cargo runs inside `cargo test`.
+    let game_lib = std::env::var("LESSON_GAME_LIB").ok();
+    if let Some(lib) = &game_lib {
+        argv.extend_from_slice(&["--game-lib", lib]);
+    }
+    let args = handmade::cli::Args::parse_from(argv);
+    let report = handmade::frame_loop::run(&args).unwrap_or_else(|e| {
+        eprintln!("the platform failed: {e}");
+        std::process::exit(1);
+    });
+    handmade::stats::parse_line(&report.stats_line)
+}
+
+pub fn stat<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
+    pairs.iter().find(|(k, _)| k == key).map_or("?", |(_, v)| v.as_str())
+}

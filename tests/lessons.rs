@@ -1,0 +1,237 @@
+//! Runs every lesson example in quick mode (`LESSON_QUICK=1`) and checks the STRUCTURE of what
+//! it prints: the header, claim/measured/why triples, parseable p50/p99/max figures, and the
+//! PNG plots it says it wrote. Never timing values: only counts, bytes and orderings the lesson
+//! computes exactly (3200 bytes, 32767, zero allocations, constant high-water mark).
+//!
+//! `cargo test` builds the examples (without running them) into `<target>/<profile>/examples/`;
+//! this test runs those binaries, building any that are missing first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LESSONS: &[&str] = &[
+    "l1_hot_reload",
+    "l4_4_clicks",
+    "l5_2_buffers",
+    "l5_3_phase",
+    "l5_4_pan",
+    "l5_5_alloc",
+    "l5_5_arena",
+    "l5_5_soa",
+    "l5_5_audit",
+    "l8_2_simd",
+    "l8_3_spsc",
+    "l9_1_mixer",
+];
+
+/// Lessons whose output includes timing distributions.
+const TIMED: &[&str] = &["l5_2_buffers", "l5_5_alloc", "l5_5_soa", "l8_2_simd", "l8_3_spsc", "l9_1_mixer"];
+/// Lessons that draw a picture (waveforms, phase, pan, timing distributions).
+const PLOTTED: &[&str] = &[
+    "l1_hot_reload",
+    "l4_4_clicks",
+    "l5_2_buffers",
+    "l5_3_phase",
+    "l5_4_pan",
+    "l5_5_alloc",
+    "l5_5_soa",
+    "l8_2_simd",
+    "l8_3_spsc",
+    "l9_1_mixer",
+];
+
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent().and_then(Path::parent).expect("test binary lives in <target>/<profile>/deps").to_path_buf()
+}
+
+fn example_binary(name: &str) -> PathBuf {
+    let path = profile_dir().join("examples").join(name);
+    if !path.exists() {
+        let profile = if profile_dir().ends_with("release") { "release" } else { "dev" };
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--profile", profile, "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build --example");
+        assert!(status.success(), "building example {name} failed");
+    }
+    path
+}
+
+fn game_library() -> PathBuf {
+    let lib = profile_dir().join("libgame.so");
+    if !lib.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "game"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build -p game");
+        assert!(status.success(), "cargo build -p game failed");
+    }
+    lib
+}
+
+/// Runs one lesson in quick mode with a generous deadline; returns its stdout.
+fn run_lesson(name: &str) -> String {
+    let binary = example_binary(name);
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(&binary)
+        .env("LESSON_QUICK", "1")
+        .env("LESSON_GAME_LIB", game_library())
+        .env("CARGO_TARGET_DIR", out_dir.path()) // plots and WAVs land in a private dir
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{name} did not finish within 300 s in quick mode");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8 output");
+    assert!(
+        output.status.success(),
+        "{name} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    check_structure(name, &stdout);
+    // The plots must exist while the temp dir does.
+    for line in stdout.lines().filter_map(|l| l.strip_prefix("plot: ")) {
+        let path = line.split(" (").next().unwrap();
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{name}: plot {path}: {e}"));
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}: {path} is not a PNG");
+    }
+    stdout
+}
+
+fn check_structure(name: &str, out: &str) {
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.first().is_some_and(|l| l.starts_with("== ")), "{name}: no header line\n{out}");
+    assert!(out.contains("mode: quick"), "{name}: did not notice LESSON_QUICK\n{out}");
+    let claims: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].starts_with("claim: ")).collect();
+    assert!(!claims.is_empty(), "{name}: no claim line\n{out}");
+    for &i in &claims {
+        assert!(
+            lines.get(i + 1).is_some_and(|l| l.starts_with("measured: "))
+                && lines.get(i + 2).is_some_and(|l| l.starts_with("why: ")),
+            "{name}: a claim without measured/why lines after it\n{out}"
+        );
+    }
+    if TIMED.contains(&name) {
+        let timing_lines: Vec<&&str> = lines.iter().filter(|l| l.contains(" p50=")).collect();
+        assert!(!timing_lines.is_empty(), "{name}: no p50/p99/max lines\n{out}");
+        for line in timing_lines {
+            for key in ["p50=", "p99=", "max="] {
+                let value = line
+                    .split(key)
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .unwrap_or_else(|| panic!("{name}: no {key} in `{line}`"));
+                let v: f64 = value.parse().unwrap_or_else(|_| panic!("{name}: `{value}` is not a number"));
+                assert!(v.is_finite() && v >= 0.0, "{name}: {key}{value}");
+            }
+        }
+    }
+    if PLOTTED.contains(&name) {
+        assert!(out.contains("\nplot: "), "{name}: no plot written\n{out}");
+    }
+}
+
+fn expect(name: &str, out: &str, needle: &str) {
+    assert!(out.contains(needle), "{name}: expected `{needle}` in\n{out}");
+}
+
+#[test]
+fn l1_hot_reload_continues_the_waveform() {
+    let out = run_lesson("l1_hot_reload");
+    expect("l1_hot_reload", &out, "reload_failures=0");
+    expect("l1_hot_reload", &out, "(continuous)");
+}
+
+#[test]
+fn l4_4_detects_the_injected_stall() {
+    let out = run_lesson("l4_4_clicks");
+    expect("l4_4_clicks", &out, "1 cursor jump(s) detected");
+}
+
+#[test]
+fn l5_2_counts_3200_bytes() {
+    let out = run_lesson("l5_2_buffers");
+    expect("l5_2_buffers", &out, "= 3200 bytes");
+}
+
+#[test]
+fn l5_3_counts_discontinuities() {
+    let out = run_lesson("l5_3_phase");
+    expect("l5_3_phase", &out, "continuous phase=0");
+    expect("l5_3_phase", &out, "stops at 16777216");
+}
+
+#[test]
+fn l5_4_measures_power_at_centre() {
+    let out = run_lesson("l5_4_pan");
+    expect("l5_4_pan", &out, "constant power 1.0000");
+    expect("l5_4_pan", &out, "linear 0.5000");
+}
+
+#[test]
+fn l5_5_alloc_reports_distributions_and_faults() {
+    let out = run_lesson("l5_5_alloc");
+    expect("l5_5_alloc", &out, "minor page faults");
+}
+
+#[test]
+fn l5_5_arena_soak_keeps_the_high_water_mark() {
+    let out = run_lesson("l5_5_arena");
+    expect("l5_5_arena", &out, "(constant)");
+}
+
+#[test]
+fn l5_5_soa_runs() {
+    run_lesson("l5_5_soa");
+}
+
+#[test]
+fn l5_5_audit_counts_zero_sound_allocations() {
+    let out = run_lesson("l5_5_audit");
+    expect("l5_5_audit", &out, "allocation counting active: true");
+    expect("l5_5_audit", &out, "sound_heap_allocs=0");
+    expect("l5_5_audit", &out, "heap_allocs_after_warmup=0");
+}
+
+#[test]
+fn l8_2_simd_runs() {
+    run_lesson("l8_2_simd");
+}
+
+#[test]
+fn l8_3_spsc_runs() {
+    run_lesson("l8_3_spsc");
+}
+
+#[test]
+fn l9_1_mixer_clamps() {
+    let out = run_lesson("l9_1_mixer");
+    expect("l9_1_mixer", &out, "clamped = 32767");
+    expect("l9_1_mixer", &out, "wrapping sum = -5536");
+}
+
+#[test]
+fn every_lesson_is_tested_and_exists() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in LESSONS {
+        assert!(dir.join(format!("{name}.rs")).is_file(), "examples/{name}.rs missing");
+    }
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("examples/README.md");
+    for name in LESSONS {
+        assert!(readme.contains(name), "examples/README.md does not list {name}");
+    }
+}
