@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::game_build;
@@ -60,10 +60,7 @@ impl BuildWatcher {
 
     /// A finished build, if one finished since the last call. Never blocks or allocates.
     pub fn poll(&mut self) -> Option<BuildEvent> {
-        match self.events.try_recv() {
-            Ok(event) => Some(event),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.events.try_recv().ok()
     }
 
     /// True once per build start (for the window title).
