@@ -20,6 +20,13 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+# The game library and the load probe, built normally (before RUSTFLAGS changes below, so the
+# shared target dir is not rebuilt). With the probe, a library that crashes ld.so kills a
+# throwaway process, not the fuzzer: GameCode refuses it in one line (platform/load_probe.rs).
+cargo build -p game --quiet
+cargo build --bin handmade-probe --quiet
+export HANDMADE_PROBE="$PWD/target/debug/handmade-probe"
+
 # The platform exports its own counting malloc (platform/alloc_count.rs); under AddressSanitizer
 # that would replace ASan's and crash before main, so the fuzz build leaves it out.
 export RUSTFLAGS="${RUSTFLAGS:-} --cfg handmade_sanitizer"
@@ -27,15 +34,13 @@ export RUSTFLAGS="${RUSTFLAGS:-} --cfg handmade_sanitizer"
 echo "== building the fuzz targets (AddressSanitizer, debug assertions)"
 cargo +nightly fuzz build --fuzz-dir tests/fuzz
 
-# A real game library is loaded once below to show it still passes every check. With
-# FUZZ_DEEP=1 it is also cut at a few points (section table zeroed, so the program header
-# checks are what stands between the file and ld.so) as extra seeds, too big to commit. Those
-# runs find crashes check_elf does not claim to prevent: a library whose headers are sound but
-# whose data, relocations or code are damaged is mapped and run by ld.so (see README).
+# A real game library is loaded once below to show it still passes every check. It is also cut
+# at a few points (section table zeroed, so the program header checks are what stands between
+# the file and ld.so) as extra seeds, too big to commit. Mutations of those reach ld.so with
+# damaged relocations, data or code: the probe process is what catches those.
 EXTRA=tests/fuzz/target/extra-seeds
 rm -rf "$EXTRA" && mkdir -p "$EXTRA/game_library"
-cargo build -p game --quiet
-if [ -n "${FUZZ_DEEP:-}" ]; then
+if [ -z "${FUZZ_SHALLOW:-}" ]; then
     python3 - target/debug/libgame.so "$EXTRA/game_library" <<'PY'
 import struct, sys
 elf = open(sys.argv[1], "rb").read()

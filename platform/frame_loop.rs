@@ -231,6 +231,10 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
             if forced { game.force_reload(&mut take_snapshot) } else { game.reload_if_changed(&mut take_snapshot) };
         let reloaded = match outcome {
             ReloadOutcome::Unchanged => false,
+            ReloadOutcome::Checking => {
+                event_frame = true; // spawning the probe process allocates
+                false
+            }
             ReloadOutcome::Reloaded { load_time } => {
                 log_reload(game.source(), load_time, pending_build.take());
                 reload_times.record(load_time);

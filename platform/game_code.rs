@@ -17,6 +17,8 @@ use handmade_api::{
 };
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 
+use crate::load_probe::{LoadProbe, ProbeResult, ProbeRun};
+
 #[derive(Debug)]
 pub enum GameCodeError {
     Missing { path: PathBuf, source: std::io::Error },
@@ -28,6 +30,10 @@ pub enum GameCodeError {
     OtherContract { path: PathBuf, found: GameApiInfo },
     /// Someone else could replace the file: loading it would run their code as this user.
     WritableByOthers { path: PathBuf, mode: u32 },
+    /// Loading it killed the probe process (see load_probe.rs).
+    CrashesOnLoad { path: PathBuf, signal: i32 },
+    HangsOnLoad { path: PathBuf },
+    Probe { path: PathBuf, message: String },
 }
 
 impl fmt::Display for GameCodeError {
@@ -55,6 +61,19 @@ impl fmt::Display for GameCodeError {
                 mode & 0o7777,
                 path.display()
             ),
+            CrashesOnLoad { path, signal } => write!(
+                f,
+                "game library {} crashes while loading ({} in a test process); not loaded",
+                path.display(),
+                crate::load_probe::signal_name(*signal)
+            ),
+            HangsOnLoad { path } => write!(
+                f,
+                "game library {} did not finish loading within {} s in a test process; not loaded",
+                path.display(),
+                crate::load_probe::PROBE_TIMEOUT.as_secs()
+            ),
+            Probe { path, message } => write!(f, "cannot test-load {}: {message}", path.display()),
             OtherContract { path, found } => write!(
                 f,
                 "game library {} was built against another contract (version {}, layout {:016x}; \
@@ -112,6 +131,8 @@ struct LoadedLibrary {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReloadOutcome {
     Unchanged,
+    /// A new library is being test-loaded in a probe process (started this frame or running).
+    Checking,
     Reloaded { load_time: Duration },
     Failed,
 }
@@ -134,6 +155,12 @@ pub struct GameCode {
     /// new build that crashes at once can be rolled back to it.
     previous: Option<LoadedLibrary>,
     frames_since_swap: u32,
+    /// The probe program, if built (tests and embedders without it load directly).
+    probe: Option<LoadProbe>,
+    /// A probe in flight: the private copy it is loading and the stamp it was copied at.
+    probing: Option<(ProbeRun, PathBuf, FileStamp)>,
+    /// The last stamp a probe passed: forced reloads of an unchanged file skip the probe.
+    probed_ok: Option<FileStamp>,
 }
 
 /// Polls (frames) a vanished library may stay away before the user is told.
@@ -159,7 +186,13 @@ impl GameCode {
             generation: 0,
             previous: None,
             frames_since_swap: 0,
+            probe: LoadProbe::find(),
+            probing: None,
+            probed_ok: None,
         };
+        if code.probe.is_none() {
+            log::debug!("no handmade-probe beside this executable: new libraries are loaded untested");
+        }
         let stamp = FileStamp::of(source).map_err(|e| GameCodeError::Missing { path: source.into(), source: e })?;
         code.swap_in(stamp, &mut || {})?;
         code.previous = None;
@@ -204,6 +237,9 @@ impl GameCode {
             }
         };
         self.missing_polls = 0;
+        if let Some(outcome) = self.poll_probe(stamp, before_swap) {
+            return outcome;
+        }
         if Some(stamp) == self.loaded_stamp || Some(stamp) == self.failed_stamp {
             return ReloadOutcome::Unchanged;
         }
@@ -211,9 +247,66 @@ impl GameCode {
             self.pending = Some(stamp);
             return ReloadOutcome::Unchanged;
         }
-        match self.try_swap(stamp, before_swap) {
-            Err(GameCodeError::Incomplete { .. }) => ReloadOutcome::Unchanged,
-            other => self.report(stamp, other),
+        let start = Instant::now();
+        let copy = match self.make_copy() {
+            Err(GameCodeError::Incomplete { .. }) => return ReloadOutcome::Unchanged,
+            Err(e) => return self.report(stamp, Err(e)),
+            Ok(copy) => copy,
+        };
+        match (&self.probe, self.probed_ok == Some(stamp)) {
+            (Some(probe), false) => match probe.start(&copy) {
+                Ok(run) => {
+                    self.probing = Some((run, copy, stamp));
+                    ReloadOutcome::Checking
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(&copy);
+                    let message = e.to_string();
+                    self.report(stamp, Err(GameCodeError::Probe { path: self.source.clone(), message }))
+                }
+            },
+            _ => {
+                let result = self.install(&copy, stamp, before_swap).map(|()| start.elapsed());
+                self.report(stamp, result)
+            }
+        }
+    }
+
+    /// Follows a probe in flight: `None` when there is none (or it was for an older file).
+    fn poll_probe(&mut self, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> Option<ReloadOutcome> {
+        let (run, copy, probed) = self.probing.as_mut()?;
+        if *probed != stamp {
+            let _ = fs::remove_file(&*copy);
+            self.probing = None; // the file changed again: that one is stale (the drop kills it)
+            return None;
+        }
+        let verdict = run.poll();
+        if matches!(verdict, ProbeResult::Running) {
+            return Some(ReloadOutcome::Checking);
+        }
+        let (_, copy, _) = self.probing.take()?;
+        let start = Instant::now();
+        let result = match self.verdict_to_result(verdict, stamp) {
+            Ok(()) => self.install(&copy, stamp, before_swap).map(|()| start.elapsed()),
+            Err(e) => {
+                let _ = fs::remove_file(&copy);
+                Err(e)
+            }
+        };
+        Some(self.report(stamp, result))
+    }
+
+    fn verdict_to_result(&mut self, verdict: ProbeResult, stamp: FileStamp) -> Result<(), GameCodeError> {
+        let path = self.source.clone();
+        match verdict {
+            ProbeResult::Passed => {
+                self.probed_ok = Some(stamp);
+                Ok(())
+            }
+            ProbeResult::Crashed { signal } => Err(GameCodeError::CrashesOnLoad { path, signal }),
+            ProbeResult::Hung => Err(GameCodeError::HangsOnLoad { path }),
+            ProbeResult::Running => Err(GameCodeError::Probe { path, message: "the probe is still running".into() }),
+            ProbeResult::Broken(message) => Err(GameCodeError::Probe { path, message }),
         }
     }
 
@@ -252,15 +345,35 @@ impl GameCode {
         }
     }
 
+    /// The whole protocol at once (start-up and forced reloads): copy, probe unless this file
+    /// already passed, load, check, swap.
     fn swap_in(&mut self, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> Result<(), GameCodeError> {
+        let copy = self.make_copy()?;
+        if let (Some(probe), false) = (&self.probe, self.probed_ok == Some(stamp)) {
+            let verdict = probe.run(&copy);
+            if let Err(e) = self.verdict_to_result(verdict, stamp) {
+                let _ = fs::remove_file(&copy);
+                return Err(e);
+            }
+        }
+        self.install(&copy, stamp, before_swap)
+    }
+
+    /// Checks the source and copies it to a new name in the private directory.
+    fn make_copy(&mut self) -> Result<PathBuf, GameCodeError> {
         refuse_writable_by_others(&self.source)?;
         check_elf(&self.source)?;
         let copy = self.copies.path().join(format!("game-{}.so", self.copies_made));
         self.copies_made += 1;
         fs::copy(&self.source, &copy).map_err(|source| GameCodeError::PrivateCopy { path: copy.clone(), source })?;
-        let loaded = open_checked(&copy, &self.source);
+        Ok(copy)
+    }
+
+    /// Loads the copy, checks the contract, resolves every symbol, then swaps.
+    fn install(&mut self, copy: &Path, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> Result<(), GameCodeError> {
+        let loaded = open_checked(copy, &self.source);
         // The mapping keeps the code alive; the directory stays empty between reloads.
-        let _ = fs::remove_file(&copy);
+        let _ = fs::remove_file(copy);
         let loaded = loaded?;
         before_swap();
         // The running library becomes the rollback target; the one before it is dlclosed here.
@@ -274,6 +387,11 @@ impl GameCode {
 }
 
 impl GameCode {
+    /// True while a probe process is test-loading a new library.
+    pub fn is_probing(&self) -> bool {
+        self.probing.is_some()
+    }
+
     /// The writer says the file is complete (cargo finished): skip the one-poll settle.
     pub fn mark_settled(&mut self) {
         self.pending = FileStamp::of(&self.source).ok();

@@ -21,6 +21,7 @@ pub mod game_code;
 pub mod input;
 pub mod input_script;
 pub mod live_loop;
+pub mod load_probe;
 pub mod memory;
 pub mod rebuild;
 pub mod screenshot;

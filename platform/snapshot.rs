@@ -54,9 +54,9 @@ impl<'a> Snapshot<'a> {
         let len = used_permanent_bytes(memory).min(self.buffer.len());
         // SAFETY: called between game calls, on the platform's own storage description.
         let source = unsafe { permanent_bytes(memory) };
-        for (d, s) in self.buffer[..len].iter_mut().zip(&source[..len]) {
-            d.write(*s);
-        }
+        // SAFETY: `len` is within both the buffer and the storage, which are distinct regions
+        // of the memory block (the platform arena and the game's permanent storage).
+        unsafe { std::ptr::copy_nonoverlapping(source.as_ptr(), self.buffer.as_mut_ptr().cast::<u8>(), len) };
         self.len = len;
     }
 

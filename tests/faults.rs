@@ -197,3 +197,55 @@ fn sigterm_while_recording_leaves_a_valid_loop_file_and_wav() {
     handmade::live_loop::check_recording(&bytes, 64 << 20).expect("a complete, valid recording");
     assert_unbroken_sine(&wav, frames);
 }
+
+/// A valid library whose initialiser crashes or never returns: it passes every header check,
+/// so only loading it can tell. The probe process takes the hit.
+fn library_with_constructor(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let source = dir.join(format!("{name}.c"));
+    fs::write(&source, format!("__attribute__((constructor)) static void init(void) {{ {body} }}\n")).unwrap();
+    let library = dir.join(format!("lib{name}.so"));
+    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&library).arg(&source).status().unwrap();
+    assert!(status.success(), "cc failed");
+    library
+}
+
+#[test]
+fn libraries_that_crash_or_hang_while_loading_are_refused_and_the_old_code_plays_on() {
+    let good = build_game_variant("");
+    let dir = tempfile::tempdir().unwrap();
+    let crashing = library_with_constructor(dir.path(), "crash", "*(volatile int *)0 = 1;");
+    let hanging = library_with_constructor(dir.path(), "hang", "for (;;) {}");
+
+    let out =
+        run_platform(&["--headless", "--audio", "none", "--frames", "5", "--game-lib", crashing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let errors: Vec<String> = stderr_lines(&out).into_iter().filter(|l| l.starts_with("handmade:")).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("crashes while loading (SIGSEGV in a test process)"), "{}", errors[0]);
+
+    let live = dir.path().join("libgame.so");
+    install(&good, &live, 0o644);
+    let wav = dir.path().join("out.wav");
+    let child = Command::new(platform_binary())
+        .args(["--headless", "--realtime", "--audio", "wav", "--frames", "480", "--stats", "--no-rebuild"])
+        .arg("--game-lib")
+        .arg(&live)
+        .arg("--wav-out")
+        .arg(&wav)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(1000));
+    install(&crashing, &live, 0o644);
+    sleep(Duration::from_millis(1000));
+    install(&hanging, &live, 0o644);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(count_lines(&stderr, "crashes while loading (SIGSEGV"), 1, "{stderr}");
+    assert_eq!(count_lines(&stderr, "did not finish loading within 5 s"), 1, "{stderr}");
+    assert_eq!(stat_u64(&out.stdout, "reload_failures"), 2, "{stderr}");
+    assert_eq!(stat_u64(&out.stdout, "reloads"), 0, "{stderr}");
+    assert_unbroken_sine(&wav, 480);
+}
