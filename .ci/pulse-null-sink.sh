@@ -12,7 +12,8 @@
 #!       Same environment, for poking around by hand: runs $SHELL inside it.
 #!
 #! Environment seen by COMMAND: PULSE_SERVER, PULSE_SINK_NAME, PULSE_TMP, HOME, XDG_RUNTIME_DIR,
-#! SDL_AUDIODRIVER, plus CARGO_HOME/RUSTUP_HOME pinned to the real ones so cargo still works.
+#! SDL_AUDIODRIVER, PULSE_NULL_SINK_KILL / PULSE_NULL_SINK_START (scripts that kill the server
+#! and start it again, for fault tests), plus CARGO_HOME/RUSTUP_HOME pinned to the real ones.
 set -euo pipefail
 
 SINK=handmade_null
@@ -58,6 +59,8 @@ teardown() {
         kill -KILL "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
+    # A server a test restarted is not our child: find it by its socket.
+    pkill -KILL -f "socket=$tmp/run/pulse/native" 2>/dev/null || true
     if [[ $status -ne 0 || $keep_log -eq 1 ]] && [[ -s $tmp/pulse.log ]]; then
         echo "pulse-null-sink: server log follows" >&2
         tail -n "${PULSE_NULL_SINK_LOG_LINES:-30}" "$tmp/pulse.log" >&2
@@ -94,12 +97,20 @@ EOF
 
 # -n: no default.pa, load only what is named here. As root pulseaudio warns that it is not meant
 # to run as root outside system mode; with its own runtime dir that is harmless here.
-pulseaudio -n --daemonize=no --exit-idle-time=-1 --use-pid-file=no --system=no \
-    --disallow-exit=yes --log-target="file:$tmp/pulse.log" --log-level="${PULSE_NULL_SINK_LOG_LEVEL:-notice}" \
-    --load="module-native-protocol-unix socket=$tmp/run/pulse/native auth-anonymous=1 srbchannel=no" \
-    --load="module-null-sink sink_name=$SINK rate=$RATE channels=2 format=s16le norewinds=1 sink_properties=device.description=handmade-null" \
-    --load="module-default-device-restore" \
-    </dev/null >>"$tmp/pulse.log" 2>&1 &
+# The start command is a script of its own so a test can kill the server and start it again
+# (PULSE_NULL_SINK_KILL / PULSE_NULL_SINK_START); teardown kills any server on this socket.
+cat >"$tmp/start-server.sh" <<START
+#!/usr/bin/env bash
+exec pulseaudio -n --daemonize=no --exit-idle-time=-1 --use-pid-file=no --system=no \\
+    --disallow-exit=yes --log-target="file:$tmp/pulse.log" --log-level="${PULSE_NULL_SINK_LOG_LEVEL:-notice}" \\
+    --load="module-native-protocol-unix socket=$tmp/run/pulse/native auth-anonymous=1 srbchannel=no" \\
+    --load="module-null-sink sink_name=$SINK rate=$RATE channels=2 format=s16le norewinds=1 sink_properties=device.description=handmade-null" \\
+    --load="module-default-device-restore" </dev/null >>"$tmp/pulse.log" 2>&1
+START
+printf '#!/usr/bin/env bash\npkill -KILL -f "socket=%s/run/pulse/native" || true\n' "$tmp" >"$tmp/kill-server.sh"
+chmod +x "$tmp/start-server.sh" "$tmp/kill-server.sh"
+export PULSE_NULL_SINK_START="$tmp/start-server.sh" PULSE_NULL_SINK_KILL="$tmp/kill-server.sh"
+"$tmp/start-server.sh" &
 server_pid=$!
 
 for _ in $(seq 100); do

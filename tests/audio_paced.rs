@@ -100,3 +100,43 @@ fn check_continuous_sine(left: &[f64], right: &[f64], backend: &str) {
     assert!((report.peak - AMPLITUDE).abs() < 0.01, "{backend}: {report:?}");
     assert!((report.frequency_hz - TONE_HZ).abs() < 0.5, "{backend}: {report:?}");
 }
+
+#[test]
+fn alsa_survives_the_sound_server_dying_and_coming_back() {
+    server_dies_and_returns("alsa", "alsa: lost", "alsa: `default` reopened");
+}
+
+#[test]
+fn sdl_survives_the_sound_server_dying_and_coming_back() {
+    server_dies_and_returns("sdl", "sdl: the audio device stopped", "sdl: audio device reopened");
+}
+
+/// Kills the private PulseAudio 1.5 s into a 6 s run and starts it again a second later: the
+/// frame loop keeps its pace throughout, the loss and the recovery are one line each.
+fn server_dies_and_returns(backend: &str, lost: &str, reopened: &str) {
+    if !pulseaudio_available() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let game_lib = build_game_variant("");
+    let script = format!(
+        "'{}' --headless --audio {backend} --frames 360 --stats --no-rebuild --game-lib '{}' & p=$!; \
+         sleep 1.5; \"$PULSE_NULL_SINK_KILL\"; sleep 1; (\"$PULSE_NULL_SINK_START\" &); wait $p",
+        env!("CARGO_BIN_EXE_handmade"),
+        game_lib.display()
+    );
+    let started = std::time::Instant::now();
+    let output = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/pulse-null-sink.sh"))
+        .args(["run", "--", "bash", "-c", &script])
+        .output()
+        .expect("run .ci/pulse-null-sink.sh");
+    let seconds = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{backend}:\n{stdout}\n{stderr}");
+    assert_eq!(stat_u64(&output.stdout, "frames"), 360, "{stdout}");
+    assert!(seconds < 12.0, "{backend}: 6 s of frames took {seconds:.1} s: the loop was held up");
+    let count = |text: &str| stderr.lines().filter(|l| l.contains(text)).count();
+    assert_eq!(count(lost), 1, "{backend}: the loss is said once:\n{stderr}");
+    assert_eq!(count(reopened), 1, "{backend}: and so is the recovery:\n{stderr}");
+}
