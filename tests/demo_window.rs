@@ -25,26 +25,20 @@ impl Xvfb {
             eprintln!("SKIPPED: Xvfb is not installed (apt-get install xvfb); the window test did not run");
             return None;
         }
-        let n = (40..400)
-            .map(|i| i + std::process::id() % 200)
-            .find(|n| {
-                !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-            })
-            .expect("a free X display number");
-        let display = format!(":{n}");
-        let child = Command::new("Xvfb")
-            .args([display.as_str(), "-screen", "0", "1280x720x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
+        // -displayfd: Xvfb picks a free display itself and writes its number to our pipe, so
+        // tests starting servers at the same moment never share one.
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start Xvfb");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("Xvfb's stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("Xvfb's display number");
+        let display = format!(":{}", line.trim());
+        assert!(display.len() > 1, "Xvfb did not report a display");
         let xvfb = Xvfb { child, display };
-        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "Xvfb {} did not come up", xvfb.display);
-            std::thread::sleep(Duration::from_millis(50));
-        }
         Some(xvfb)
     }
 }
@@ -116,4 +110,90 @@ fn a_window_opens_and_input_changes_picture_and_sound() {
     let right = run_windowed(&xvfb, &game, dir.path(), "right", Some("0 right down\n80 right up\n"));
     assert!(right.pixels != a.pixels, "holding right moves the player");
     assert!(right.wav != a.wav, "holding right pans the tone");
+}
+
+/// Asks the window titled `handmade...` to close, the way a window manager's close button does
+/// (a WM_DELETE_WINDOW client message). Xvfb has no window manager, so a tiny Xlib program
+/// stands in for it.
+fn compile_close_window(dir: &Path) -> PathBuf {
+    let source = dir.join("close_window.c");
+    std::fs::write(
+        &source,
+        r#"#include <X11/Xlib.h>
+#include <string.h>
+static Window find(Display *d, Window w) {
+    char *name = NULL;
+    if (XFetchName(d, w, &name) && name) {
+        int hit = strncmp(name, "handmade", 8) == 0;
+        XFree(name);
+        if (hit) return w;
+    }
+    Window root, parent, *kids = NULL, found = 0;
+    unsigned n = 0;
+    if (!XQueryTree(d, w, &root, &parent, &kids, &n)) return 0;
+    for (unsigned i = 0; i < n && !found; i++) found = find(d, kids[i]);
+    if (kids) XFree(kids);
+    return found;
+}
+int main(void) {
+    Display *d = XOpenDisplay(NULL);
+    if (!d) return 2;
+    Window w = find(d, DefaultRootWindow(d));
+    if (!w) return 3;
+    XEvent e;
+    memset(&e, 0, sizeof e);
+    e.xclient.type = ClientMessage;
+    e.xclient.window = w;
+    e.xclient.message_type = XInternAtom(d, "WM_PROTOCOLS", False);
+    e.xclient.format = 32;
+    e.xclient.data.l[0] = XInternAtom(d, "WM_DELETE_WINDOW", False);
+    e.xclient.data.l[1] = CurrentTime;
+    XSendEvent(d, w, False, NoEventMask, &e);
+    XCloseDisplay(d);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let program = dir.join("close_window");
+    let status = Command::new("cc").arg("-o").arg(&program).arg(&source).arg("-lX11").status().unwrap();
+    assert!(status.success(), "cc close_window.c -lX11 failed (libx11-dev comes with libsdl2-dev)");
+    program
+}
+
+#[test]
+fn closing_the_window_while_reloading_every_frame_quits_cleanly() {
+    let Some(xvfb) = Xvfb::start() else { return };
+    let game = build_game_variant("");
+    let dir = tempfile::tempdir().unwrap();
+    let close = compile_close_window(dir.path());
+    let wav = dir.path().join("closed.wav");
+    let child = Command::new(platform_binary())
+        .args(["--audio", "wav", "--frames", "100000", "--reload-every", "1", "--stats", "--no-rebuild"])
+        .arg("--game-lib")
+        .arg(&game)
+        .arg("--wav-out")
+        .arg(&wav)
+        .env("DISPLAY", &xvfb.display)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Command::new(&close).env("DISPLAY", &xvfb.display).status().unwrap().success() {
+        assert!(Instant::now() < deadline, "the window never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let closed_at = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(closed_at.elapsed() < Duration::from_secs(3), "quit promptly");
+    let frames = stat_u64(&out.stdout, "frames");
+    assert!(frames > 30 && frames < 100_000, "{frames}");
+    assert_eq!(stat_u64(&out.stdout, "reloads"), frames - 1, "a full reload every frame until the close");
+    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{stderr}");
+    let reader = hound::WavReader::open(&wav).expect("the WAV was finished");
+    assert_eq!(reader.len() as u64, frames * 1600);
 }
