@@ -273,11 +273,14 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
         let sound_allocs_before = AllocCounts::now();
         let wanted = audio.frames_wanted().min(MAX_SOUND_FRAMES);
         let queued_before = audio.status().queued_frames; // as `frames_wanted` just measured it
-        let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
-        let mut sound = GameSoundOutputBuffer::lend(audio.sample_rate(), running_sample_index, l, r);
+        // The whole stack buffer is lent and `sample_count` says how much of it to fill, so a
+        // game that writes past the count (it cannot go past MAX_SOUND_FRAMES) stays inside it.
+        let mut sound = GameSoundOutputBuffer::lend(audio.sample_rate(), running_sample_index, &mut left, &mut right);
+        sound.sample_count = wanted as u32;
         let functions = if game_paused { GameFunctions::STUBS } else { game.functions() };
         // SAFETY: as above; `sound` lends the two stack channels for this call only.
         let status = unsafe { (functions.output_sound)(&mut *game_memory, &mut sound) };
+        let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
         if status != GameStatus::Ok {
             failed = true;
             game_paused = recover_from_failure(
@@ -288,6 +291,16 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
                 game_memory,
                 &mut counters,
             );
+        }
+        if sound.sample_count as usize != wanted {
+            // The count is the platform's: what the game wrote beyond it is not played.
+            if counters.bad_sample_counts == 0 {
+                log::warn!(
+                    "game_output_sound changed the frame count to {} (asked for {wanted}); ignored",
+                    sound.sample_count
+                );
+            }
+            counters.bad_sample_counts += 1;
         }
         counters.nonfinite_samples +=
             warn_nonfinite(audio::sanitize(l) + audio::sanitize(r), counters.nonfinite_samples);

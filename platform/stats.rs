@@ -74,6 +74,8 @@ pub struct Counters {
     pub latency_ms: f64,
     pub arena_high_water_bytes: u64,
     pub nonfinite_samples: u64,
+    /// Frames in which the game changed the sound buffer's frame count (ignored).
+    pub bad_sample_counts: u64,
     pub game_panics: u64,
     pub rollbacks: u64,
     /// The longest a frame with a reload worked (its frame-rate wait left out).
@@ -110,6 +112,7 @@ pub fn format_line(c: &Counters, frame: &Timings<'_>, reload: &Timings<'_>, resi
     kv("arena_high_water_bytes", &c.arena_high_water_bytes);
     kv("resident_mib", &format!("{resident_mib:.1}"));
     kv("nonfinite_samples", &c.nonfinite_samples);
+    kv("bad_sample_counts", &c.bad_sample_counts);
     kv("game_panics", &c.game_panics);
     kv("rollbacks", &c.rollbacks);
     kv("event_heap_allocs", &c.event_heap_allocs);

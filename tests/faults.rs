@@ -249,3 +249,40 @@ fn libraries_that_crash_or_hang_while_loading_are_refused_and_the_old_code_plays
     assert_eq!(stat_u64(&out.stdout, "reloads"), 0, "{stderr}");
     assert_unbroken_sine(&wav, 480);
 }
+
+#[test]
+fn nan_samples_and_a_nonsense_frame_count_are_silenced_ignored_and_said_once() {
+    let game = build_game_variant("bad-sound");
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("out.wav");
+    let out = run_platform(&[
+        "--headless",
+        "--audio",
+        "wav",
+        "--frames",
+        "180",
+        "--stats",
+        "--no-rebuild",
+        "--game-lib",
+        game.to_str().unwrap(),
+        "--wav-out",
+        wav.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(count_lines(&stderr, "NaN or infinite samples"), 1, "{stderr}");
+    assert_eq!(count_lines(&stderr, "changed the frame count to 123456 (asked for 800); ignored"), 1, "{stderr}");
+    assert_eq!(stat_u64(&out.stdout, "nonfinite_samples"), 40, "10 per channel in two frames");
+    assert_eq!(stat_u64(&out.stdout, "bad_sample_counts"), 2);
+    let (left, right) = read_wav(&wav);
+    assert_eq!(left.len(), 180 * 800, "exactly the platform's count was written");
+    // The garbage became silence; everything else is the plain tone.
+    for frame in [59, 60] {
+        assert!(left[frame * 800..frame * 800 + 10].iter().all(|&s| s == 0.0));
+        assert!(right[frame * 800..frame * 800 + 10].iter().all(|&s| s == 0.0));
+    }
+    let clean = |n: usize| !(59 * 800..59 * 800 + 10).contains(&n) && !(60 * 800..60 * 800 + 10).contains(&n);
+    let off =
+        left.iter().enumerate().filter(|&(n, _)| clean(n)).map(|(n, &s)| ((s - 0.25 * ideal_tone(n)) * 32767.0).abs());
+    assert!(off.fold(0.0, f64::max) <= 1.0);
+}

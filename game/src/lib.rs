@@ -72,6 +72,8 @@ pub unsafe extern "C" fn game_output_sound(memory: *mut GameMemory, sound: *mut 
             panic!("panic-sound variant: sound failed on purpose");
         }
         sound::output(state, &memory.assets.loop_sample, sound);
+        #[cfg(feature = "bad-sound")]
+        write_garbage(state.sound.running_sample_index, sound);
         GameStatus::Ok
     })
 }
@@ -84,5 +86,17 @@ fn silence_panic_output() {
     static SILENCED: AtomicBool = AtomicBool::new(false);
     if !SILENCED.swap(true, Ordering::Relaxed) {
         std::panic::set_hook(Box::new(|_| {}));
+    }
+}
+
+/// The `bad-sound` test variant: for two frames after the first second, NaN and infinite
+/// samples and a nonsense frame count, which the platform must survive and report once.
+#[cfg(feature = "bad-sound")]
+fn write_garbage(running_sample_index: u64, sound: &mut GameSoundOutputBuffer) {
+    if (48_000..49_600).contains(&running_sample_index) {
+        sound.sample_count = 123_456;
+        let (left, right) = sound.channels_mut();
+        left[..10].fill(f32::NAN);
+        right[..10].fill(f32::INFINITY);
     }
 }
