@@ -5,7 +5,6 @@
 mod common;
 
 use std::fs;
-use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -23,16 +22,6 @@ fn largest_step(samples: &[f64]) -> (usize, f64) {
         .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a })
 }
 
-fn spawn(args: &[&str]) -> std::process::Child {
-    Command::new(platform_binary())
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn handmade")
-}
-
 #[test]
 fn a_fresh_library_that_panics_is_rolled_back_without_a_click() {
     let good = build_game_variant("");
@@ -41,21 +30,7 @@ fn a_fresh_library_that_panics_is_rolled_back_without_a_click() {
     let live = dir.path().join("libgame.so");
     fs::copy(&good, &live).unwrap();
     let wav = dir.path().join("out.wav");
-    let (live_s, wav_s) = (live.to_str().unwrap(), wav.to_str().unwrap());
-    let child = spawn(&[
-        "--headless",
-        "--realtime",
-        "--audio",
-        "wav",
-        "--wav-out",
-        wav_s,
-        "--frames",
-        "200",
-        "--stats",
-        "--no-rebuild",
-        "--game-lib",
-        live_s,
-    ]);
+    let child = spawn_paced(&live, &wav, 200, &[]);
     sleep(Duration::from_millis(1200));
     let staged = dir.path().join("staged.so");
     fs::copy(&crashing, &staged).unwrap();
@@ -96,21 +71,7 @@ fn a_panic_with_nothing_to_roll_back_to_pauses_until_a_good_build() {
     let live = dir.path().join("libgame.so");
     fs::copy(&crashing, &live).unwrap();
     let wav = dir.path().join("out.wav");
-    let (live_s, wav_s) = (live.to_str().unwrap(), wav.to_str().unwrap());
-    let child = spawn(&[
-        "--headless",
-        "--realtime",
-        "--audio",
-        "wav",
-        "--wav-out",
-        wav_s,
-        "--frames",
-        "180",
-        "--stats",
-        "--no-rebuild",
-        "--game-lib",
-        live_s,
-    ]);
+    let child = spawn_paced(&live, &wav, 180, &[]);
     sleep(Duration::from_millis(1200));
     let staged = dir.path().join("staged.so");
     fs::copy(&good, &staged).unwrap();

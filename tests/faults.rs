@@ -45,16 +45,7 @@ fn a_deleted_library_keeps_the_loaded_code_until_it_is_back() {
     let live = dir.path().join("libgame.so");
     install(&game, &live, 0o644);
     let wav = dir.path().join("out.wav");
-    let child = Command::new(platform_binary())
-        .args(["--headless", "--realtime", "--audio", "wav", "--frames", "200", "--stats", "--no-rebuild"])
-        .arg("--game-lib")
-        .arg(&live)
-        .arg("--wav-out")
-        .arg(&wav)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_paced(&live, &wav, 200, &[]);
     sleep(Duration::from_millis(800));
     fs::remove_file(&live).unwrap();
     sleep(Duration::from_millis(1200));
@@ -172,20 +163,8 @@ fn sigterm_while_recording_leaves_a_valid_loop_file_and_wav() {
     fs::write(&script, "10 l down\n11 l up\n").unwrap();
     let wav = dir.path().join("out.wav");
     let loop_file = dir.path().join("loop.hml");
-    let child = Command::new(platform_binary())
-        .args(["--headless", "--realtime", "--audio", "wav", "--frames", "6000", "--stats", "--no-rebuild"])
-        .arg("--game-lib")
-        .arg(&game)
-        .arg("--wav-out")
-        .arg(&wav)
-        .arg("--input-script")
-        .arg(&script)
-        .arg("--loop-file")
-        .arg(&loop_file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (script_arg, loop_arg) = (script.to_str().unwrap(), loop_file.to_str().unwrap());
+    let child = spawn_paced(&game, &wav, 6000, &["--input-script", script_arg, "--loop-file", loop_arg]);
     sleep(Duration::from_millis(1500));
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
@@ -226,16 +205,7 @@ fn libraries_that_crash_or_hang_while_loading_are_refused_and_the_old_code_plays
     let live = dir.path().join("libgame.so");
     install(&good, &live, 0o644);
     let wav = dir.path().join("out.wav");
-    let child = Command::new(platform_binary())
-        .args(["--headless", "--realtime", "--audio", "wav", "--frames", "480", "--stats", "--no-rebuild"])
-        .arg("--game-lib")
-        .arg(&live)
-        .arg("--wav-out")
-        .arg(&wav)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_paced(&live, &wav, 480, &[]);
     sleep(Duration::from_millis(1000));
     install(&crashing, &live, 0o644);
     sleep(Duration::from_millis(1000));

@@ -6,7 +6,7 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -54,21 +54,6 @@ fn offline_runs_are_deterministic_with_and_without_forced_reloads() {
     assert_eq!(left, right);
 }
 
-/// Starts the platform paced (so there is time to swap the library under it).
-fn spawn_paced(game: &std::path::Path, wav: &std::path::Path, frames: &str) -> std::process::Child {
-    Command::new(platform_binary())
-        .args(["--headless", "--realtime", "--audio", "wav", "--stats", "--frames", frames])
-        .arg("--game-lib")
-        .arg(game)
-        .arg("--wav-out")
-        .arg(wav)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn handmade")
-}
-
 #[test]
 fn a_new_build_is_heard_at_a_frame_boundary_with_the_phase_kept() {
     let quiet = build_game_variant("");
@@ -77,7 +62,7 @@ fn a_new_build_is_heard_at_a_frame_boundary_with_the_phase_kept() {
     let live = dir.path().join("libgame.so");
     fs::copy(&quiet, &live).unwrap();
     let wav = dir.path().join("out.wav");
-    let child = spawn_paced(&live, &wav, "240");
+    let child = spawn_paced(&live, &wav, 240, &[]);
     sleep(Duration::from_millis(1500));
     // Write the new library slowly, in place, the way a linker or `cp` would: the platform must
     // wait for the complete file rather than fail on the half-written one.
@@ -116,7 +101,7 @@ fn bad_libraries_at_reload_keep_the_old_code_running() {
     let live = dir.path().join("libgame.so");
     fs::copy(&good, &live).unwrap();
     let wav = dir.path().join("out.wav");
-    let child = spawn_paced(&live, &wav, "300");
+    let child = spawn_paced(&live, &wav, 300, &[]);
     let replace = |from: &std::path::Path| {
         let staged = dir.path().join("staged.so");
         fs::copy(from, &staged).unwrap();

@@ -151,3 +151,21 @@ impl LogWatcher {
         &self.seen
     }
 }
+
+/// Starts the platform paced (`--realtime`) on the offline backend, writing `wav`, so a test
+/// has real time to change things under it; `extra` flags are appended.
+pub fn spawn_paced(game: &Path, wav: &Path, frames: u32, extra: &[&str]) -> std::process::Child {
+    let frames = frames.to_string();
+    Command::new(platform_binary())
+        .args(["--headless", "--realtime", "--audio", "wav", "--stats", "--no-rebuild", "--frames", &frames])
+        .arg("--game-lib")
+        .arg(game)
+        .arg("--wav-out")
+        .arg(wav)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn handmade")
+}
