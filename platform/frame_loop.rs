@@ -19,9 +19,9 @@ use crate::game_code::{self, GameCode, GameCodeError, GameFunctions, ReloadOutco
 use crate::input::{self, Key};
 use crate::input_script::{InputScript, ScriptError};
 use crate::live_loop::{LiveLoop, LoopStep};
+use crate::memory::{MemoryError, MemoryLayout, PlatformMemoryBlock};
 use crate::rebuild::{self, BuildEvent, BuildWatcher};
 use crate::snapshot::Snapshot;
-use crate::memory::{MemoryError, MemoryLayout, PlatformMemoryBlock};
 use crate::stats::{self, Counters, Timings};
 use crate::video::Video;
 use crate::{assets, fade, game_build, screenshot, signals};
@@ -134,10 +134,18 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
     let mut window = if args.headless {
         None
     } else {
-        match Video::open(args.size) {
-            Ok(video) => Some(video),
-            Err(e) => {
+        // With neither variable set there is no display to find; asking SDL anyway makes its
+        // Wayland probe print an "error:" line about XDG_RUNTIME_DIR.
+        let display_named =
+            ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+        match display_named.then(|| Video::open(args.size)) {
+            Some(Ok(video)) => Some(video),
+            Some(Err(e)) => {
                 fall_back_to_headless(&mut args, &e.to_string());
+                None
+            }
+            None => {
+                fall_back_to_headless(&mut args, "neither DISPLAY nor WAYLAND_DISPLAY is set");
                 None
             }
         }
@@ -273,8 +281,8 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
         let sound_allocs_before = AllocCounts::now();
         let wanted = audio.frames_wanted().min(MAX_SOUND_FRAMES);
         let queued_before = audio.status().queued_frames; // as `frames_wanted` just measured it
-        // The whole stack buffer is lent and `sample_count` says how much of it to fill, so a
-        // game that writes past the count (it cannot go past MAX_SOUND_FRAMES) stays inside it.
+                                                          // The whole stack buffer is lent and `sample_count` says how much of it to fill, so a
+                                                          // game that writes past the count (it cannot go past MAX_SOUND_FRAMES) stays inside it.
         let mut sound = GameSoundOutputBuffer::lend(audio.sample_rate(), running_sample_index, &mut left, &mut right);
         sound.sample_count = wanted as u32;
         let functions = if game_paused { GameFunctions::STUBS } else { game.functions() };
