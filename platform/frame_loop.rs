@@ -109,47 +109,12 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
     let library = game_build::resolve_game_library(args.game_lib.as_deref(), sources.as_ref().map(|s| s.0.as_path()));
     let mut game = GameCode::load(&library)?;
     log::info!("loaded game library {}", library.display());
-    let mut watcher = sources.and_then(|(workspace, game_dir)| match BuildWatcher::start(&workspace, &game_dir) {
-        Ok(watcher) => {
-            log::info!("rebuilding the game when {} changes (--no-rebuild to stop)", game_dir.display());
-            Some(watcher)
-        }
-        Err(e) => {
-            log::warn!("cannot watch {} for changes ({e}); rebuild on save is off", game_dir.display());
-            None
-        }
-    });
+    let mut watcher = sources.and_then(|(workspace, game_dir)| start_watcher(&workspace, &game_dir));
     let mut pending_build: Option<BuildEvent> = None;
     let mut rollback_snapshot = Snapshot::new(&mut arena, regions.permanent.len())?;
-    let max_loop_frames = u64::from(args.fps) * 120;
-    let mut live_loop = match &args.play_loop {
-        Some(path) => LiveLoop::open_recording(path, regions.permanent.len()).unwrap_or_else(|e| {
-            log::error!("{e}; playing live instead");
-            LiveLoop::new(args.loop_file.clone(), max_loop_frames).expect("a private temporary directory")
-        }),
-        None => LiveLoop::new(args.loop_file.clone(), max_loop_frames)
-            .map_err(|e| PlatformError::Other(format!("cannot create the loop recording directory: {e}")))?,
-    };
+    let mut live_loop = open_live_loop(&args, regions.permanent.len())?;
     signals::install();
-    let mut window = if args.headless {
-        None
-    } else {
-        // With neither variable set there is no display to find; asking SDL anyway makes its
-        // Wayland probe print an "error:" line about XDG_RUNTIME_DIR.
-        let display_named =
-            ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
-        match display_named.then(|| Video::open(args.size)) {
-            Some(Ok(video)) => Some(video),
-            Some(Err(e)) => {
-                fall_back_to_headless(&mut args, &e.to_string());
-                None
-            }
-            None => {
-                fall_back_to_headless(&mut args, "neither DISPLAY nor WAYLAND_DISPLAY is set");
-                None
-            }
-        }
-    };
+    let mut window = if args.headless { None } else { open_window(&mut args) };
     let args = &args;
 
     let desc = AudioDesc {
@@ -426,6 +391,52 @@ fn recover_from_failure(
     } else {
         log::error!("{what}; game paused until the next good build");
         true
+    }
+}
+
+fn start_watcher(workspace: &std::path::Path, game_dir: &std::path::Path) -> Option<BuildWatcher> {
+    match BuildWatcher::start(workspace, game_dir) {
+        Ok(watcher) => {
+            log::info!("rebuilding the game when {} changes (--no-rebuild to stop)", game_dir.display());
+            Some(watcher)
+        }
+        Err(e) => {
+            log::warn!("cannot watch {} for changes ({e}); rebuild on save is off", game_dir.display());
+            None
+        }
+    }
+}
+
+/// Live loop editing: `--play-loop` plays a recording from the start (a bad file is one line,
+/// and the run goes on live); otherwise `l` records to `--loop-file` or a private directory.
+fn open_live_loop(args: &Args, permanent_len: usize) -> Result<LiveLoop, PlatformError> {
+    if let Some(path) = &args.play_loop {
+        match LiveLoop::open_recording(path, permanent_len) {
+            Ok(recording) => return Ok(recording),
+            Err(e) => log::error!("{e}; playing live instead"),
+        }
+    }
+    let max_frames = u64::from(args.fps) * 120;
+    LiveLoop::new(args.loop_file.clone(), max_frames)
+        .map_err(|e| PlatformError::Other(format!("cannot create the loop recording directory: {e}")))
+}
+
+/// The window, or, where none can open, the headless fallback (which changes `args`).
+fn open_window(args: &mut Args) -> Option<Video> {
+    // With neither variable set there is no display to find; asking SDL anyway makes its
+    // Wayland probe print an "error:" line about XDG_RUNTIME_DIR.
+    let display_named =
+        ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    if !display_named {
+        fall_back_to_headless(args, "neither DISPLAY nor WAYLAND_DISPLAY is set");
+        return None;
+    }
+    match Video::open(args.size) {
+        Ok(video) => Some(video),
+        Err(e) => {
+            fall_back_to_headless(args, &e.to_string());
+            None
+        }
     }
 }
 
