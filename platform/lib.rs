@@ -14,6 +14,7 @@ pub mod analysis;
 pub mod assets;
 pub mod audio;
 pub mod cli;
+pub mod elf_check;
 pub mod fade;
 pub mod frame_loop;
 pub mod game_build;
