@@ -15,9 +15,10 @@ use crate::game_code::GameCodeError;
 /// one must also have program headers the dynamic loader can follow without faulting: ld.so
 /// trusts them, and a segment past the end of the file is a SIGBUS inside `dlopen` (found by
 /// the `game_library` fuzz target, see tests/fuzz).
-pub fn check_elf(path: &Path) -> Result<(), GameCodeError> {
-    let missing = |source| GameCodeError::Missing { path: path.into(), source };
-    let not_lib = |why| GameCodeError::NotALibrary { path: path.into(), why };
+/// Checks the file at `path`; errors name `shown_as` (the user's file, not our private copy).
+pub fn check_elf(path: &Path, shown_as: &Path) -> Result<(), GameCodeError> {
+    let missing = |source| GameCodeError::Missing { path: shown_as.into(), source };
+    let not_lib = |why| GameCodeError::NotALibrary { path: shown_as.into(), why };
     let mut file = File::open(path).map_err(missing)?;
     let len = file.metadata().map_err(missing)?.len();
     let mut header = [0u8; 64];
@@ -35,7 +36,7 @@ pub fn check_elf(path: &Path) -> Result<(), GameCodeError> {
     }
     if got < header.len() {
         // Empty, or a prefix of an ELF header: a linker is still writing it.
-        return Err(GameCodeError::Incomplete { path: path.into() });
+        return Err(GameCodeError::Incomplete { path: shown_as.into() });
     }
     if header[4] != 2 || header[5] != 1 {
         return Err(not_lib("not a 64-bit little-endian ELF file"));
@@ -48,7 +49,7 @@ pub fn check_elf(path: &Path) -> Result<(), GameCodeError> {
     let shnum = u64::from(u16::from_le_bytes([header[0x3c], header[0x3d]]));
     let end = shoff.checked_add(shentsize * shnum).ok_or_else(|| not_lib("corrupt section header offset"))?;
     if end > len {
-        return Err(GameCodeError::Incomplete { path: path.into() });
+        return Err(GameCodeError::Incomplete { path: shown_as.into() });
     }
     let segments = read_segments(&mut file, &header, len).map_err(not_lib)?;
     check_segments(&segments, len).map_err(not_lib)
@@ -192,7 +193,7 @@ mod tests {
         let mut half = own[..own.len() / 2].to_vec();
         half[16] = 3; // pretend to be ET_DYN so only the length is wrong
         fs::write(&path, &half).unwrap();
-        assert!(matches!(check_elf(&path), Err(GameCodeError::Incomplete { .. })));
+        assert!(matches!(check_elf(&path, &path), Err(GameCodeError::Incomplete { .. })));
     }
 
     fn own_head(keep: usize) -> Vec<u8> {
@@ -206,7 +207,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("own.so");
         fs::write(&path, own_head(usize::MAX)).unwrap();
-        check_elf(&path).unwrap();
+        check_elf(&path, &path).unwrap();
     }
 
     /// Regression (fuzz target `game_library`, seed `elf-head-no-sections`): a truncated ELF
@@ -264,10 +265,10 @@ mod tests {
         let len = own.len() as u64;
         own[0x20..0x28].copy_from_slice(&(len - 8).to_le_bytes()); // e_phoff near the end
         fs::write(&path, &own).unwrap();
-        let err = check_elf(&path).unwrap_err().to_string();
+        let err = check_elf(&path, &path).unwrap_err().to_string();
         assert!(err.contains("outside the file"), "{err}");
         own[0x36] = 32; // e_phentsize
         fs::write(&path, &own).unwrap();
-        assert!(check_elf(&path).unwrap_err().to_string().contains("wrong entry size"));
+        assert!(check_elf(&path, &path).unwrap_err().to_string().contains("wrong entry size"));
     }
 }

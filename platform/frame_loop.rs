@@ -74,6 +74,14 @@ pub struct RunReport {
 pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
     alloc_count::register_frame_thread();
     let mut args = requested.clone();
+    let frame_samples = args.sample_rate.div_ceil(args.fps) as usize;
+    if frame_samples > MAX_SOUND_FRAMES {
+        return Err(PlatformError::Other(format!(
+            "--fps {} is too low for --sample-rate {}: a frame would need {frame_samples} samples and the \
+             sound buffer holds {MAX_SOUND_FRAMES}",
+            args.fps, args.sample_rate
+        )));
+    }
     // The platform's share also holds the rollback snapshot, as large as permanent storage
     // (only the pages a snapshot writes are ever backed).
     let platform_mib = args.platform_mib.saturating_add(args.permanent_mib);
@@ -112,7 +120,7 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
     let mut watcher = sources.and_then(|(workspace, game_dir)| start_watcher(&workspace, &game_dir));
     let mut pending_build: Option<BuildEvent> = None;
     let mut rollback_snapshot = Snapshot::new(&mut arena, regions.permanent.len())?;
-    let mut live_loop = open_live_loop(&args, regions.permanent.len())?;
+    let mut live_loop = open_live_loop(&args, game_memory.permanent_storage as u64, regions.permanent.len())?;
     signals::install();
     let mut window = if args.headless { None } else { open_window(&mut args) };
     let args = &args;
@@ -204,8 +212,9 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
             if forced { game.force_reload(&mut take_snapshot) } else { game.reload_if_changed(&mut take_snapshot) };
         let reloaded = match outcome {
             ReloadOutcome::Unchanged => false,
-            ReloadOutcome::Checking => {
-                event_frame = true; // spawning the probe process allocates
+            // Spawning the probe process, and saying that the library is gone, allocate.
+            ReloadOutcome::Checking | ReloadOutcome::Missing => {
+                event_frame = true;
                 false
             }
             ReloadOutcome::Reloaded { load_time } => {
@@ -218,6 +227,7 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
             }
             ReloadOutcome::Failed => {
                 counters.reload_failures += 1;
+                event_frame = true; // the attempt and its log line allocate
                 false
             }
         };
@@ -253,6 +263,7 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
         let functions = if game_paused { GameFunctions::STUBS } else { game.functions() };
         // SAFETY: as above; `sound` lends the two stack channels for this call only.
         let status = unsafe { (functions.output_sound)(&mut *game_memory, &mut sound) };
+        let count_from_game = sound.sample_count;
         let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
         if status != GameStatus::Ok {
             failed = true;
@@ -265,12 +276,11 @@ pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
                 &mut counters,
             );
         }
-        if sound.sample_count as usize != wanted {
+        if count_from_game as usize != wanted {
             // The count is the platform's: what the game wrote beyond it is not played.
             if counters.bad_sample_counts == 0 {
                 log::warn!(
-                    "game_output_sound changed the frame count to {} (asked for {wanted}); ignored",
-                    sound.sample_count
+                    "game_output_sound changed the frame count to {count_from_game} (asked for {wanted}); ignored"
                 );
             }
             counters.bad_sample_counts += 1;
@@ -409,9 +419,9 @@ fn start_watcher(workspace: &std::path::Path, game_dir: &std::path::Path) -> Opt
 
 /// Live loop editing: `--play-loop` plays a recording from the start (a bad file is one line,
 /// and the run goes on live); otherwise `l` records to `--loop-file` or a private directory.
-fn open_live_loop(args: &Args, permanent_len: usize) -> Result<LiveLoop, PlatformError> {
+fn open_live_loop(args: &Args, permanent_base: u64, permanent_len: usize) -> Result<LiveLoop, PlatformError> {
     if let Some(path) = &args.play_loop {
-        match LiveLoop::open_recording(path, permanent_len) {
+        match LiveLoop::open_recording(path, permanent_base, permanent_len, args.loop_file.clone()) {
             Ok(recording) => return Ok(recording),
             Err(e) => log::error!("{e}; playing live instead"),
         }

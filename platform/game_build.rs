@@ -48,15 +48,18 @@ pub fn build_game(workspace: &Path) -> Result<(), String> {
 }
 
 /// Builds the game from the rebuild watcher's thread, at a lower CPU priority (nice 10) so the
-/// compiler does not take the frame loop's core away from it on a small machine.
+/// compiler does not take the frame loop's core away from it on a small machine, and tied to the
+/// platform's life (cargo gets SIGTERM when the platform exits).
 pub fn build_game_in_background(workspace: &Path) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
     let mut cmd = cargo_build_command(workspace);
-    // SAFETY: the closure runs in the child between fork and exec and only calls `setpriority`,
-    // a plain system call that neither allocates nor takes locks.
+    // SAFETY: the closure runs in the child between fork and exec and only makes two plain
+    // system calls (`setpriority`, `prctl`) that neither allocate nor take locks.
     unsafe {
         cmd.pre_exec(|| {
             libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            // A build still running when the platform exits is stopped, not left behind.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             Ok(())
         });
     }

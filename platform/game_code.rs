@@ -164,6 +164,8 @@ pub enum ReloadOutcome {
     Unchanged,
     /// A new library is being test-loaded in a probe process (started this frame or running).
     Checking,
+    /// The library has been gone for a while (said once, this frame).
+    Missing,
     Reloaded {
         load_time: Duration,
     },
@@ -265,6 +267,7 @@ impl GameCode {
                         "game library {} is gone ({e}); the loaded code keeps running until it is back",
                         self.source.display()
                     );
+                    return ReloadOutcome::Missing;
                 }
                 return ReloadOutcome::Unchanged;
             }
@@ -346,6 +349,8 @@ impl GameCode {
     /// Reloads now, whether or not the file changed (the full protocol: copy, load, check, swap).
     pub fn force_reload(&mut self, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
         match FileStamp::of(&self.source) {
+            // A file that failed (or crashed and was rolled back) waits for a new build.
+            Ok(stamp) if Some(stamp) == self.failed_stamp => ReloadOutcome::Unchanged,
             Ok(stamp) => {
                 let result = self.try_swap(stamp, before_swap);
                 self.report(stamp, result)
@@ -392,13 +397,27 @@ impl GameCode {
         self.install(&copy, stamp, before_swap)
     }
 
-    /// Checks the source and copies it to a new name in the private directory.
+    /// Copies the source to a new name in the private directory and checks the copy: what is
+    /// checked is then exactly what is loaded, even if the source changes again meanwhile.
     fn make_copy(&mut self) -> Result<PathBuf, GameCodeError> {
         refuse_writable_by_others(&self.source)?;
-        check_elf(&self.source)?;
         let copy = self.copies.path().join(format!("game-{}.so", self.copies_made));
         self.copies_made += 1;
-        fs::copy(&self.source, &copy).map_err(|source| GameCodeError::PrivateCopy { path: copy.clone(), source })?;
+        // Opened apart from the copy so an unreadable library and an unwritable copy directory
+        // are told apart; io::copy still uses copy_file_range between two files.
+        let mut from = fs::File::open(&self.source)
+            .map_err(|source| GameCodeError::Missing { path: self.source.clone(), source })?;
+        let private = |source| GameCodeError::PrivateCopy { path: copy.clone(), source };
+        let mut to = fs::File::create(&copy).map_err(private)?;
+        if let Err(e) = std::io::copy(&mut from, &mut to) {
+            let _ = fs::remove_file(&copy);
+            return Err(private(e));
+        }
+        drop(to);
+        if let Err(e) = check_elf(&copy, &self.source) {
+            let _ = fs::remove_file(&copy);
+            return Err(e);
+        }
         Ok(copy)
     }
 
@@ -420,19 +439,9 @@ impl GameCode {
 }
 
 impl GameCode {
-    /// True while a probe process is test-loading a new library.
-    pub fn is_probing(&self) -> bool {
-        self.probing.is_some()
-    }
-
     /// The writer says the file is complete (cargo finished): skip the one-poll settle.
     pub fn mark_settled(&mut self) {
         self.pending = FileStamp::of(&self.source).ok();
-    }
-
-    /// True while a just-swapped library can still be rolled back.
-    pub fn can_roll_back(&self) -> bool {
-        self.previous.is_some()
     }
 
     /// Goes back to the library that ran before the last swap (the new one is dlclosed). The

@@ -3,7 +3,7 @@
 //! memory-mapped file and appends every frame's input; playback restores the snapshot at each
 //! loop start and replays the inputs, while the code is edited and reloaded underneath.
 //!
-//! The file: a 64-byte header, the snapshot at offset 4096, then fixed-size input records.
+//! The file: a 72-byte header, the snapshot at offset 4096, then fixed-size input records.
 //! Space is reserved with `posix_fallocate` when recording starts, so a full disk is one clear
 //! error then, never a SIGBUS later. `complete` and the checksum are written last: a file from an
 //! interrupted recording is refused, never half used.
@@ -18,8 +18,8 @@ use memmap2::MmapMut;
 
 use crate::snapshot::{permanent_bytes, used_permanent_bytes};
 
-const MAGIC: [u8; 8] = *b"HMLOOP\x00\x01";
-const HEADER_BYTES: usize = 64;
+const MAGIC: [u8; 8] = *b"HMLOOP\x00\x02";
+const HEADER_BYTES: usize = 72;
 const SNAPSHOT_OFFSET: usize = 4096;
 const BUTTON_BYTES: usize = 5;
 const CONTROLLER_BYTES: usize = 2 + 8 + button::COUNT * BUTTON_BYTES;
@@ -53,6 +53,9 @@ struct Header {
     frame_count: u64,
     complete: u64,
     checksum: u64,
+    /// Where the game's permanent storage was: its state holds pointers into it (its arenas,
+    /// delay lines, pools), so a snapshot is only valid at the same address.
+    permanent_base: u64,
 }
 
 impl Header {
@@ -66,6 +69,7 @@ impl Header {
             self.frame_count,
             self.complete,
             self.checksum,
+            self.permanent_base,
         ];
         for (i, v) in fields.iter().enumerate() {
             out[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_le_bytes());
@@ -88,6 +92,7 @@ impl Header {
             frame_count: field(4),
             complete: field(5),
             checksum: field(6),
+            permanent_base: field(7),
         })
     }
 
@@ -127,7 +132,10 @@ fn validate(bytes: &[u8], permanent_size: usize) -> Result<Header, String> {
         return Err(format!("{} frames recorded of at most {}", header.frame_count, header.max_frames));
     }
     if header.snapshot_bytes > permanent_size as u64 {
-        return Err(format!("a {} byte snapshot does not fit {permanent_size} bytes of storage", header.snapshot_bytes));
+        return Err(format!(
+            "a {} byte snapshot does not fit {permanent_size} bytes of storage",
+            header.snapshot_bytes
+        ));
     }
     let len = header.file_len().ok_or("sizes overflow")?;
     if bytes.len() < len {
@@ -200,8 +208,18 @@ impl LiveLoop {
             frame_count: 0,
             complete: 0,
             checksum: 0,
+            permanent_base: 0,
         };
-        Ok(Self { path, _private_dir: private_dir, file: None, map: None, header, mode: LoopMode::Off, cursor: 0, max_frames })
+        Ok(Self {
+            path,
+            _private_dir: private_dir,
+            file: None,
+            map: None,
+            header,
+            mode: LoopMode::Off,
+            cursor: 0,
+            max_frames,
+        })
     }
 
     pub fn mode(&self) -> LoopMode {
@@ -217,23 +235,35 @@ impl LiveLoop {
     }
 
     /// Opens an existing recording for playback (`--play-loop`). Corrupt files are refused.
-    pub fn open_recording(path: &Path, permanent_size: usize) -> Result<Self, LoopError> {
+    /// A recording whose snapshot was taken with permanent storage at another address than
+    /// `permanent_base` is refused too (0: do not check, for tools that never run a game on it).
+    /// Recordings made afterwards go to `record_to` or a private directory, never over `path`.
+    pub fn open_recording(
+        path: &Path,
+        permanent_base: u64,
+        permanent_size: usize,
+        record_to: Option<PathBuf>,
+    ) -> Result<Self, LoopError> {
         let io = |what, source| LoopError::Io { path: path.into(), what, source };
+        let corrupt = |why| LoopError::Corrupt { path: path.into(), why };
         let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| io("open it", e))?;
         // SAFETY: the file is ours for the run; if someone truncates it underneath, reads past
         // the end fault, which is the documented hazard of any file mapping.
         let map = unsafe { MmapMut::map_mut(&file) }.map_err(|e| io("map it", e))?;
-        let header = validate(&map, permanent_size).map_err(|why| LoopError::Corrupt { path: path.into(), why })?;
-        Ok(Self {
-            path: path.into(),
-            _private_dir: None,
-            file: Some(file),
-            map: Some(map),
-            header,
-            mode: LoopMode::Playing,
-            cursor: 0,
-            max_frames: header.max_frames,
-        })
+        let header = validate(&map, permanent_size).map_err(corrupt)?;
+        if permanent_base != 0 && header.permanent_base != permanent_base {
+            return Err(corrupt(format!(
+                "recorded with the game's memory at {:#x}, this run has it at {:#x}: the game's pointers \
+                 would be wrong (a recording replays in the run that made it)",
+                header.permanent_base, permanent_base
+            )));
+        }
+        let mut live = Self::new(record_to, header.max_frames).map_err(|e| io("make a directory for recordings", e))?;
+        live.file = Some(file);
+        live.map = Some(map);
+        live.header = header;
+        live.mode = LoopMode::Playing;
+        Ok(live)
     }
 
     /// The `l` key: Off -> Recording -> Playing -> Off.
@@ -260,7 +290,14 @@ impl LiveLoop {
     fn start_recording(&mut self, memory: &GameMemory) -> Result<(), LoopError> {
         let io = |what, source| LoopError::Io { path: self.path.clone(), what, source };
         let snapshot_bytes = used_permanent_bytes(memory);
-        let header = Header { snapshot_bytes: snapshot_bytes as u64, frame_count: 0, complete: 0, checksum: 0, ..self.header };
+        let header = Header {
+            snapshot_bytes: snapshot_bytes as u64,
+            frame_count: 0,
+            complete: 0,
+            checksum: 0,
+            permanent_base: memory.permanent_storage as u64,
+            ..self.header
+        };
         let len = header.file_len().expect("sizes fit: the snapshot is at most the permanent storage");
         let file = OpenOptions::new()
             .read(true)
@@ -307,7 +344,8 @@ impl LiveLoop {
         match self.mode {
             LoopMode::Off => LoopStep::Live,
             LoopMode::Recording => {
-                let at = self.header.inputs_offset().unwrap_or(0) + self.header.frame_count as usize * INPUT_RECORD_BYTES;
+                let at =
+                    self.header.inputs_offset().unwrap_or(0) + self.header.frame_count as usize * INPUT_RECORD_BYTES;
                 write_input(input, &mut map[at..at + INPUT_RECORD_BYTES]);
                 self.header.frame_count += 1;
                 if self.header.frame_count == self.max_frames {
@@ -478,7 +516,14 @@ mod tests {
         // The finished file is valid and reloadable.
         let bytes = std::fs::read(live.path()).unwrap();
         assert!(check_recording(&bytes, 8192).is_ok());
-        assert!(LiveLoop::open_recording(live.path(), 8192).is_ok());
+        let base = storage.as_ptr() as u64;
+        assert!(LiveLoop::open_recording(live.path(), base, 8192, None).is_ok());
+        let moved = LiveLoop::open_recording(live.path(), base + 4096, 8192, None).err().unwrap().to_string();
+        assert!(moved.contains("this run has it at"), "{moved}");
+        let mut replaying = LiveLoop::open_recording(live.path(), base, 8192, None).unwrap();
+        assert_ne!(replaying.path(), live.path(), "new recordings never overwrite the one played");
+        replaying.toggle(&memory).unwrap(); // playing -> off
+        assert_eq!(std::fs::read(live.path()).unwrap(), bytes);
     }
 
     #[test]
@@ -502,7 +547,7 @@ mod tests {
         assert!(check_recording(&flipped, 8192).unwrap_err().contains("checksum"));
         assert!(check_recording(&good, 100).unwrap_err().contains("does not fit"));
         std::fs::write(&path, &good[..5000]).unwrap();
-        let err = LiveLoop::open_recording(&path, 8192).err().unwrap();
+        let err = LiveLoop::open_recording(&path, 0, 8192, None).err().unwrap();
         assert!(err.to_string().starts_with("loop file ") && err.to_string().contains("truncated"), "{err}");
     }
 }

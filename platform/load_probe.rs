@@ -24,7 +24,9 @@ pub enum ProbeResult {
     Running,
     Passed,
     /// The probe died from a signal while loading (SIGSEGV, SIGBUS, ...).
-    Crashed { signal: i32 },
+    Crashed {
+        signal: i32,
+    },
     Hung,
     /// The probe could not be run or exited in a way a load never makes it exit.
     Broken(String),
@@ -44,10 +46,6 @@ impl LoadProbe {
             .map(|d| d.join("handmade-probe"))
             .find(|p| p.is_file())
             .map(|program| Self { program })
-    }
-
-    pub fn program(&self) -> &Path {
-        &self.program
     }
 
     /// Starts loading `library` in a new process; returns at once.

@@ -72,8 +72,11 @@ impl PlatformMemoryBlock {
         // An anonymous private mapping: zero-filled, backed lazily, no file, no swap reservation
         // beyond what is touched (MAP_NORESERVE keeps a large transient size from failing on
         // strict overcommit settings).
-        let map =
-            MmapOptions::new().len(bytes.max(1)).map_anon().map_err(|source| MemoryError::Map { bytes, source })?;
+        let map = MmapOptions::new()
+            .len(bytes.max(1))
+            .no_reserve_swap()
+            .map_anon()
+            .map_err(|source| MemoryError::Map { bytes, source })?;
         Ok(Self { map, layout })
     }
 

@@ -160,4 +160,28 @@ fn loop_recording_replays_the_recorded_segment() {
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("loop file")).collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("truncated"), "{}", lines[0]);
+
+    // The complete file in another run: the game's memory is (with address randomisation)
+    // somewhere else, and the snapshot's pointers would be wrong there: refused in one line
+    // instead of replayed into a crash. (Were the address the same, it would simply play.)
+    let game_lib = game.to_str().unwrap();
+    let out = run_platform(&[
+        "--headless",
+        "--audio",
+        "none",
+        "--frames",
+        "120",
+        "--no-rebuild",
+        "--game-lib",
+        game_lib,
+        "--play-loop",
+        loop_file.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let refused: Vec<&str> = stderr.lines().filter(|l| l.contains("loop file")).collect();
+    assert!(refused.len() <= 1, "{stderr}");
+    if let Some(line) = refused.first() {
+        assert!(line.contains("this run has it at"), "{line}");
+    }
 }

@@ -80,6 +80,8 @@ struct Recovery {
     backoff: Duration,
     lost_at: Option<Instant>,
     attempts: u32,
+    attempt_started: Instant,
+    said_slow: bool,
 }
 
 impl AlsaAudio {
@@ -176,6 +178,17 @@ impl AlsaAudio {
     fn poll_reopen(&mut self) {
         let now = Instant::now();
         match self.recovery.poll(now) {
+            // The game renders at the rate it was given at start-up: a device that comes back
+            // at another rate would play it at the wrong pitch, so that is another failure.
+            Some(Ok(opened)) if opened.rate != self.settings.sample_rate => {
+                log::warn!(
+                    "alsa: `{}` came back at {} Hz, not {} Hz; trying again",
+                    self.settings.device,
+                    opened.rate,
+                    self.settings.sample_rate
+                );
+                self.recovery.schedule_next(now);
+            }
             Some(Ok(opened)) => match Stream::new(opened) {
                 Ok(stream) => {
                     stream.start_with_silence(self.settings.target_frames);
@@ -194,7 +207,22 @@ impl AlsaAudio {
             Some(Err(_)) => self.recovery.schedule_next(now),
             None if self.recovery.due(now) => {
                 self.recovery.pending = Some(spawn_open(self.settings.clone()));
+                self.recovery.attempt_started = now;
+                self.recovery.said_slow = false;
                 self.recovery.attempts += 1;
+            }
+            // An open that hangs (a sound server that accepts but never answers) is waited
+            // out, not piled up with more threads; say so once.
+            None if self.recovery.pending.is_some()
+                && !self.recovery.said_slow
+                && now - self.recovery.attempt_started > OPEN_TIMEOUT =>
+            {
+                log::warn!(
+                    "alsa: reopening `{}` has taken over {} s; still waiting for it",
+                    self.settings.device,
+                    OPEN_TIMEOUT.as_secs()
+                );
+                self.recovery.said_slow = true;
             }
             None => {}
         }
@@ -461,7 +489,16 @@ impl Drop for Stream {
 
 impl Recovery {
     fn new() -> Self {
-        Self { pending: None, next_attempt: Instant::now(), backoff: FIRST_RETRY, lost_at: None, attempts: 0 }
+        let now = Instant::now();
+        Self {
+            pending: None,
+            next_attempt: now,
+            backoff: FIRST_RETRY,
+            lost_at: None,
+            attempts: 0,
+            attempt_started: now,
+            said_slow: false,
+        }
     }
 
     fn start(&mut self, now: Instant) {

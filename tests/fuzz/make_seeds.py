@@ -43,21 +43,21 @@ def wav_seeds():
 
 
 def loop_seeds():
-    # live_loop.rs: 64-byte header (magic + 7 u64), snapshot at 4096, then 492-byte inputs.
+    # live_loop.rs: 72-byte header (magic + 8 u64), snapshot at 4096, then 492-byte inputs.
     # The first byte is the fuzz target's mode: 3 = patch in the layout hash and the checksum.
     record = 492
     for name, snapshot, frames, max_frames in [("empty-snapshot", 0, 1, 2), ("snapshot", 100, 2, 2)]:
         inputs = 4096 + (snapshot + 4095) // 4096 * 4096
         body = bytearray(inputs + max_frames * record)
-        body[0:8] = b"HMLOOP\x00\x01"
-        struct.pack_into("<7Q", body, 8, 0, snapshot, record, max_frames, frames, 1, 0)
+        body[0:8] = b"HMLOOP\x00\x02"
+        struct.pack_into("<8Q", body, 8, 0, snapshot, record, max_frames, frames, 1, 0, 0)
         for i in range(snapshot):
             body[4096 + i] = i & 0xFF
         for f in range(frames):
             struct.pack_into("<Qf", body, inputs + f * record, f, 1 / 60)
             body[inputs + f * record + 12] = 1  # controller 0 connected
         put("loop_recording", name, b"\x03" + bytes(body))
-    put("loop_recording", "raw-header-only", b"\x00HMLOOP\x00\x01" + bytes(56))
+    put("loop_recording", "raw-header-only", b"\x00HMLOOP\x00\x02" + bytes(64))
 
 
 def script_seeds():

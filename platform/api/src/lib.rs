@@ -19,6 +19,7 @@ pub mod rt;
 
 pub use arena::{ArenaError, MemoryArena, TempMemory};
 
+use core::marker::PhantomData;
 use core::mem::{align_of, offset_of, size_of};
 
 // ------------------------------------------------------------------------------------------
@@ -194,28 +195,38 @@ impl GameInput {
 /// The platform's offscreen bitmap: 32-bit pixels, memory order B, G, R, X.
 #[repr(C)]
 #[derive(Debug)]
-pub struct GameOffscreenBuffer {
-    pub memory: *mut u32,
+pub struct GameOffscreenBuffer<'a> {
+    /// Only `lend` sets these two: the pixels and how many were lent.
+    memory: *mut u32,
+    pixels_lent: u32,
     pub width: u32,
     pub height: u32,
     /// Pixels (not bytes) from one row to the next.
     pub pitch: u32,
+    _pixels: PhantomData<&'a mut [u32]>,
 }
 
-impl GameOffscreenBuffer {
+impl<'a> GameOffscreenBuffer<'a> {
     /// Lends `pixels` (row-major, `width * height`) as an offscreen buffer.
-    pub fn lend(pixels: &mut [u32], width: u32, height: u32) -> Self {
+    pub fn lend(pixels: &'a mut [u32], width: u32, height: u32) -> Self {
         assert_eq!(pixels.len(), width as usize * height as usize, "bitmap size");
-        Self { memory: pixels.as_mut_ptr(), width, height, pitch: width }
+        assert!(pixels.len() <= u32::MAX as usize, "bitmap too large");
+        Self {
+            memory: pixels.as_mut_ptr(),
+            pixels_lent: pixels.len() as u32,
+            width,
+            height,
+            pitch: width,
+            _pixels: PhantomData,
+        }
     }
 
+    /// The lent pixels (at most what was lent, whatever `pitch` and `height` say).
     pub fn pixels_mut(&mut self) -> &mut [u32] {
-        if self.memory.is_null() {
-            return &mut [];
-        }
-        // SAFETY: `lend` (or the platform, which builds it the same way) points `memory` at
-        // `pitch * height` pixels that stay borrowed for as long as this buffer lives.
-        unsafe { core::slice::from_raw_parts_mut(self.memory, self.pitch as usize * self.height as usize) }
+        let n = (self.pitch as usize).saturating_mul(self.height as usize).min(self.pixels_lent as usize);
+        // SAFETY: `memory` and `pixels_lent` are private and set only by `lend` from a live
+        // `&'a mut [u32]` of `pixels_lent` pixels, borrowed for as long as this buffer lives.
+        unsafe { core::slice::from_raw_parts_mut(self.memory, n) }
     }
 }
 
@@ -223,19 +234,22 @@ impl GameOffscreenBuffer {
 /// "This has to be a very fast function": no allocation, no locks, no system calls.
 #[repr(C)]
 #[derive(Debug)]
-pub struct GameSoundOutputBuffer {
+pub struct GameSoundOutputBuffer<'a> {
     pub samples_per_second: u32,
-    /// Frames to fill in each channel (at most `MAX_SOUND_FRAMES`).
+    /// Frames to fill in each channel (the platform may lend more room than it asks for).
     pub sample_count: u32,
-    pub left: *mut f32,
-    pub right: *mut f32,
+    /// Only `lend` sets these three: the channels and how many frames each holds.
+    left: *mut f32,
+    right: *mut f32,
+    frames_lent: u32,
     /// Index of the first frame of this buffer in the whole stream.
     pub running_sample_index: u64,
+    _channels: PhantomData<&'a mut [f32]>,
 }
 
-impl GameSoundOutputBuffer {
+impl<'a> GameSoundOutputBuffer<'a> {
     /// Lends two equally long channel slices; `sample_count` is their length.
-    pub fn lend(rate: u32, running_sample_index: u64, left: &mut [f32], right: &mut [f32]) -> Self {
+    pub fn lend(rate: u32, running_sample_index: u64, left: &'a mut [f32], right: &'a mut [f32]) -> Self {
         assert_eq!(left.len(), right.len(), "channels differ in length");
         assert!(left.len() <= MAX_SOUND_FRAMES, "sound buffer longer than MAX_SOUND_FRAMES");
         Self {
@@ -243,18 +257,18 @@ impl GameSoundOutputBuffer {
             sample_count: left.len() as u32,
             left: left.as_mut_ptr(),
             right: right.as_mut_ptr(),
+            frames_lent: left.len() as u32,
             running_sample_index,
+            _channels: PhantomData,
         }
     }
 
-    /// The two channels, each `sample_count` long (empty if the buffer was built wrongly).
+    /// The two channels, each `sample_count` long (never more than was lent).
     pub fn channels_mut(&mut self) -> (&mut [f32], &mut [f32]) {
-        let n = (self.sample_count as usize).min(MAX_SOUND_FRAMES);
-        if self.left.is_null() || self.right.is_null() || self.left == self.right {
-            return (&mut [], &mut []);
-        }
-        // SAFETY: `lend` built `left`/`right` from two distinct `&mut` slices of at least
-        // `sample_count` frames that outlive this buffer; distinct `&mut` borrows never overlap.
+        let n = (self.sample_count as usize).min(self.frames_lent as usize);
+        // SAFETY: the pointers and `frames_lent` are private and set only by `lend`, from two
+        // `&'a mut` slices of `frames_lent` frames; two live `&mut` slices never overlap, and
+        // they stay borrowed for as long as this buffer lives.
         unsafe { (core::slice::from_raw_parts_mut(self.left, n), core::slice::from_raw_parts_mut(self.right, n)) }
     }
 }
@@ -284,9 +298,10 @@ pub struct GameApiInfo {
 
 pub type GameApiVersionFn = unsafe extern "C" fn() -> GameApiInfo;
 pub type GameUpdateAndRenderFn =
-    unsafe extern "C" fn(*mut GameMemory, *const GameInput, *mut GameOffscreenBuffer) -> GameStatus;
+    for<'a> unsafe extern "C" fn(*mut GameMemory, *const GameInput, *mut GameOffscreenBuffer<'a>) -> GameStatus;
 /// This has to be a very fast function.
-pub type GameOutputSoundFn = unsafe extern "C" fn(*mut GameMemory, *mut GameSoundOutputBuffer) -> GameStatus;
+pub type GameOutputSoundFn =
+    for<'a> unsafe extern "C" fn(*mut GameMemory, *mut GameSoundOutputBuffer<'a>) -> GameStatus;
 
 pub const SYMBOL_API_VERSION: &[u8] = b"game_api_version\0";
 pub const SYMBOL_UPDATE_AND_RENDER: &[u8] = b"game_update_and_render\0";
@@ -299,7 +314,7 @@ pub const SYMBOL_OUTPUT_SOUND: &[u8] = b"game_output_sound\0";
 pub unsafe extern "C" fn game_update_and_render_stub(
     _memory: *mut GameMemory,
     _input: *const GameInput,
-    _buffer: *mut GameOffscreenBuffer,
+    _buffer: *mut GameOffscreenBuffer<'_>,
 ) -> GameStatus {
     GameStatus::Ok
 }
@@ -308,7 +323,7 @@ pub unsafe extern "C" fn game_update_and_render_stub(
 /// `sound` must be null or point at a buffer built by `GameSoundOutputBuffer::lend`.
 pub unsafe extern "C" fn game_output_sound_stub(
     _memory: *mut GameMemory,
-    sound: *mut GameSoundOutputBuffer,
+    sound: *mut GameSoundOutputBuffer<'_>,
 ) -> GameStatus {
     // SAFETY: the caller guarantees `sound` is null or valid and unaliased for this call.
     if let Some(sound) = unsafe { sound.as_mut() } {
@@ -409,12 +424,12 @@ pub const LAYOUT_HASH: u64 = fnv_all(&[
     size_of::<GameInput>(),
     offset_of!(GameInput, controllers),
     offset_of!(GameInput, letters),
-    size_of::<GameOffscreenBuffer>(),
-    offset_of!(GameOffscreenBuffer, pitch),
-    size_of::<GameSoundOutputBuffer>(),
-    offset_of!(GameSoundOutputBuffer, left),
-    offset_of!(GameSoundOutputBuffer, right),
-    offset_of!(GameSoundOutputBuffer, running_sample_index),
+    size_of::<GameOffscreenBuffer<'static>>(),
+    offset_of!(GameOffscreenBuffer<'static>, pitch),
+    size_of::<GameSoundOutputBuffer<'static>>(),
+    offset_of!(GameSoundOutputBuffer<'static>, left),
+    offset_of!(GameSoundOutputBuffer<'static>, right),
+    offset_of!(GameSoundOutputBuffer<'static>, running_sample_index),
     size_of::<GameApiInfo>(),
     size_of::<GameStatus>(),
 ]);

@@ -37,11 +37,12 @@ fn field(file: &[u8], i: usize) -> u64 {
 
 /// Same FNV-1a over the snapshot and the recorded inputs as live_loop.rs, where they fit.
 fn fix_checksum(file: &mut [u8]) {
-    if file.len() < 64 {
+    if file.len() < 72 {
         return;
     }
     let (snapshot_bytes, frames) = (field(file, 1) as usize, field(file, 4) as usize);
-    let Some(inputs) = snapshot_bytes.checked_next_multiple_of(4096).and_then(|s| s.checked_add(SNAPSHOT_OFFSET)) else {
+    let Some(inputs) = snapshot_bytes.checked_next_multiple_of(4096).and_then(|s| s.checked_add(SNAPSHOT_OFFSET))
+    else {
         return;
     };
     let (Some(snapshot_end), Some(inputs_end)) = (
@@ -65,7 +66,7 @@ fn play(file: &[u8]) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("fuzz.hml");
     std::fs::write(&path, file).expect("write the recording");
-    let mut live = LiveLoop::open_recording(&path, PERMANENT_BYTES).expect("accepted by check_recording");
+    let mut live = LiveLoop::open_recording(&path, 0, PERMANENT_BYTES, None).expect("accepted by check_recording");
     let mut storage = vec![0u8; PERMANENT_BYTES];
     // SAFETY: `GameMemory` is plain data (pointers, sizes, bytes); all-zero is a valid value.
     let mut memory: GameMemory = unsafe { std::mem::zeroed() };
