@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the contract crate's tests (the arena and the real-time toolkit: pool, ring, delay line,
-# SPSC queue, double buffer) under Miri, which checks every unsafe access for undefined
-# behaviour and the two-thread tests for data races. Long stress tests are skipped or shrunk
+# SPSC queue, double buffer) and the platform's memory-block, snapshot and asset tests under
+# Miri, which checks every unsafe access for undefined behaviour and the two-thread tests for
+# data races. Long stress tests are skipped or shrunk
 # under `cfg(miri)`. Usage: .ci/miri.sh [extra `cargo miri test` args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +19,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/miri"
 # raw pointers. Run with MIRIFLAGS=-Zmiri-tree-borrows to try the other one.
 export MIRIFLAGS="${MIRIFLAGS:-}"
 cargo +nightly miri setup
-exec cargo +nightly miri test -p handmade_api "$@"
+cargo +nightly miri test -p handmade_api "$@"
+# The platform's own unsafe memory handling: carving the block, snapshots of the game's
+# storage, decoding assets into the arena, loop input records. (The rest of the platform is
+# FFI: ALSA, SDL2, dlopen, which Miri cannot run.)
+exec cargo +nightly miri test -p handmade --lib "$@" -- memory:: snapshot:: assets:: live_loop::tests::input

@@ -21,7 +21,7 @@ echo "== benchmarks, one pass each (criterion's test mode: checks they run, meas
 cargo test --benches --quiet
 
 if cargo +nightly miri --version >/dev/null 2>&1; then
-    echo "== miri (arena, real-time buffers, the contract crate)"
+    echo "== miri (arena, real-time buffers, memory block carving, snapshots)"
     bash .ci/miri.sh
 else
     echo "== miri: skipped (no nightly toolchain with the miri component here)"

@@ -9,7 +9,7 @@
 //! leaves the exports out: AddressSanitizer and ThreadSanitizer interpose `malloc` themselves
 //! (weakly), so ours would win, hide every heap allocation from the sanitizer and hand its
 //! internal allocations to glibc's `free` (the process crashes before `main`). Counting is then
-//! off and `is_active()` says so.
+//! off and `is_active()` says so. Miri (its own `malloc` shim clashes with ours) leaves them out too.
 // The cfg is set only through RUSTFLAGS by those scripts, so Cargo does not declare it.
 #![allow(unexpected_cfgs)]
 
@@ -55,7 +55,7 @@ pub fn is_active() -> bool {
     ALL_THREADS.load(Relaxed) > before
 }
 
-#[cfg(not(handmade_sanitizer))]
+#[cfg(not(any(handmade_sanitizer, miri)))]
 mod interposer {
     use super::{Relaxed, ALL_THREADS, FRAME_THREAD, FRAME_THREAD_COUNT};
     use libc::{c_void, size_t};

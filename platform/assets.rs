@@ -122,7 +122,7 @@ mod tests {
         // SAFETY: `decode_wav` pushed `frame_count` floats per channel into `arena`.
         let (l, r) = unsafe { (*sample.left, *sample.right.add(99)) };
         assert_eq!((l, r), (0.5, -0.5));
-        assert_eq!(arena.used(), 800);
+        assert!((800..804).contains(&arena.used()), "two 100-frame channels (plus alignment padding)");
     }
 
     #[test]

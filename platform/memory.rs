@@ -72,11 +72,13 @@ impl PlatformMemoryBlock {
         // An anonymous private mapping: zero-filled, backed lazily, no file, no swap reservation
         // beyond what is touched (MAP_NORESERVE keeps a large transient size from failing on
         // strict overcommit settings).
-        let map = MmapOptions::new()
-            .len(bytes.max(1))
-            .no_reserve_swap()
-            .map_anon()
-            .map_err(|source| MemoryError::Map { bytes, source })?;
+        let mut options = MmapOptions::new();
+        options.len(bytes.max(1));
+        // Miri's mmap shim takes only MAP_PRIVATE|MAP_ANONYMOUS.
+        if !cfg!(miri) {
+            options.no_reserve_swap();
+        }
+        let map = options.map_anon().map_err(|source| MemoryError::Map { bytes, source })?;
         Ok(Self { map, layout })
     }
 
@@ -121,6 +123,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot model a mapping the kernel refuses")]
     fn impossible_size_is_one_clear_error() {
         let err = MemoryLayout::from_mib(usize::MAX / 2, 1, 1).unwrap_err();
         assert!(err.to_string().contains("does not fit"));
