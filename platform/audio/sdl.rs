@@ -46,7 +46,7 @@ impl SdlAudio {
         let queue = open_queue(&subsystem, rate, device_frames).map_err(unavailable)?;
         let device_frames = u32::from(queue.spec().samples);
         let tick_frames = (rate / desc.fps.max(1)).clamp(1, MAX_SOUND_FRAMES as u32);
-        prime(&queue, target_frames + 2 * tick_frames);
+        prime(&queue, prime_frames(target_frames, tick_frames, device_frames));
         log::debug!(
             "sdl: driver {} at {rate} Hz, S16, device buffer {device_frames} frames, keeping {target_frames} frames queued",
             subsystem.current_audio_driver()
@@ -94,7 +94,7 @@ impl SdlAudio {
         }
         match open_queue(&self.subsystem, self.sample_rate, self.device_frames) {
             Ok(queue) => {
-                prime(&queue, self.target_frames + 2 * self.tick_frames);
+                prime(&queue, prime_frames(self.target_frames, self.tick_frames, self.device_frames));
                 let lost_for = self.lost_at.map(|t| now - t).unwrap_or_default();
                 log::info!("sdl: audio device reopened after {:.1} s", lost_for.as_secs_f64());
                 self.queue = Some(queue);
@@ -136,7 +136,10 @@ impl AudioOutput for SdlAudio {
         self.queued_frames = queued + self.device_frames;
         self.queued_sum += f64::from(self.queued_frames);
         self.queued_count += 1;
-        let goal = self.target_frames + self.tick_frames;
+        // SDL's thread takes a whole device buffer per callback and pads with silence what the
+        // queue lacks, so the queue must still hold one device buffer when our next frame is
+        // a little late: keep the target, one frame and one device buffer queued.
+        let goal = self.target_frames + self.tick_frames + self.device_frames;
         (goal.saturating_sub(queued) as usize).min(MAX_SOUND_FRAMES)
     }
 
@@ -181,16 +184,26 @@ impl AudioOutput for SdlAudio {
 
 /// Queues `frames` of silence and starts the device. SDL's queue allocates a packet whenever it
 /// grows past its largest size so far; growing it here, once, keeps that out of the frames.
+/// SDL's queue stores audio in 8 KiB packets (2048 S16 stereo frames) and keeps used ones in a
+/// pool: priming with more than the queue will ever hold, plus a packet for the boundary, means
+/// later writes reuse packets instead of allocating.
+const SDL_PACKET_FRAMES: u32 = 2048;
+
+fn prime_frames(target_frames: u32, tick_frames: u32, device_frames: u32) -> u32 {
+    target_frames + 2 * tick_frames + device_frames + SDL_PACKET_FRAMES
+}
+
 fn prime(queue: &AudioQueue<i16>, frames: u32) {
     let silence = vec![0i16; 2 * frames as usize];
     let _ = queue.queue_audio(&silence);
     queue.resume();
 }
 
-/// SDL's device buffer: about half the target so at least two pulls fit in the queue's
-/// margin; a power of two (some SDL drivers insist), 256 to 4096 frames.
+/// SDL's device buffer: a quarter of the target, so SDL's callback takes small bites and the
+/// queue never has to cover a large chunk at once; a power of two (some SDL drivers insist),
+/// 256 to 4096 frames.
 fn device_buffer_frames(target_frames: u32) -> u32 {
-    (target_frames / 2).next_power_of_two().clamp(256, 4096)
+    (target_frames / 4).next_power_of_two().clamp(256, 4096)
 }
 
 fn open_queue(subsystem: &AudioSubsystem, rate: u32, device_frames: u32) -> Result<AudioQueue<i16>, String> {
@@ -210,7 +223,7 @@ mod tests {
     #[test]
     fn device_buffer_is_a_power_of_two_in_range() {
         assert_eq!(device_buffer_frames(480), 256);
-        assert_eq!(device_buffer_frames(1600), 1024);
+        assert_eq!(device_buffer_frames(1600), 512);
         assert_eq!(device_buffer_frames(48_000), 4096);
     }
 }
