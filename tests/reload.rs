@@ -161,3 +161,35 @@ fn compile_c_library(dir: &std::path::Path) -> std::path::PathBuf {
     assert!(status.success(), "cc failed");
     library
 }
+
+#[test]
+fn the_audio_sync_markers_can_be_dumped() {
+    let game = build_game_variant("");
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("sync.txt");
+    let out = run_platform(&[
+        "--headless",
+        "--audio",
+        "none",
+        "--frames",
+        "100",
+        "--no-rebuild",
+        "--game-lib",
+        game.to_str().unwrap(),
+        "--sync-dump",
+        dump.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = fs::read_to_string(&dump).unwrap();
+    let rows: Vec<Vec<u64>> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), handmade_api::AUDIO_SYNC_MARKERS, "the ring keeps the newest markers");
+    for pair in rows.windows(2) {
+        assert_eq!(pair[1][0], pair[0][0] + pair[0][1], "each write starts where the last one ended");
+        assert_eq!(pair[0][3], pair[0][0] + pair[0][1], "the expected boundary is the end of the write");
+    }
+    assert_eq!(rows.last().unwrap()[0] + rows.last().unwrap()[1], 100 * FRAME as u64);
+}
