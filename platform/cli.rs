@@ -1,4 +1,5 @@
-//! Command-line flags of the `handmade` executable.
+//! Command-line flags of the `handmade` executable (`Args`), and the checked configuration a
+//! run is built from (`Config`), which tests and examples build directly, without argv strings.
 
 use std::path::PathBuf;
 
@@ -13,7 +14,7 @@ use crate::audio::AudioChoice;
     about = "A Handmade-Hero-style platform layer with audio and a hot-reloaded game"
 )]
 pub struct Args {
-    /// Sound output: auto tries alsa, then sdl, then writes nowhere (offline).
+    /// Sound output: auto tries alsa, then sdl, then runs offline without sound output.
     #[arg(long, value_enum, default_value = "auto")]
     pub audio: AudioChoice,
     /// Where the wav backend writes 16-bit stereo PCM.
@@ -85,6 +86,89 @@ pub struct Args {
     /// Write the audio-sync markers (one line per frame) to this file on exit.
     #[arg(long, value_name = "PATH")]
     pub sync_dump: Option<PathBuf>,
+    /// A game call running longer than this is interrupted and treated like a crash.
+    #[arg(long, value_name = "MS", default_value_t = 250, value_parser = clap::value_parser!(u32).range(10..=60_000))]
+    pub game_timeout_ms: u32,
+}
+
+/// Everything a run needs, checked. `Config::default()` is what `handmade` with no flags runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub audio: AudioChoice,
+    pub wav_out: Option<PathBuf>,
+    pub headless: bool,
+    /// 0: until closed.
+    pub frames: u64,
+    pub realtime: bool,
+    pub fps: u32,
+    pub sample_rate: u32,
+    /// The device-queue target, in milliseconds.
+    pub latency_ms: f32,
+    pub alsa_device: String,
+    pub reload_every: u64,
+    pub game_lib: Option<PathBuf>,
+    pub game_src: Option<PathBuf>,
+    pub rebuild: bool,
+    pub permanent_mib: usize,
+    pub transient_mib: usize,
+    pub platform_mib: usize,
+    pub size: (u32, u32),
+    pub screenshot: Option<PathBuf>,
+    pub input_script: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub loop_file: Option<PathBuf>,
+    pub play_loop: Option<PathBuf>,
+    pub sync_dump: Option<PathBuf>,
+    pub game_timeout_ms: u32,
+}
+
+/// The range `--latency-ms` accepts: below 1 ms no device keeps up; above 1 s is not a game.
+const LATENCY_MS: std::ops::RangeInclusive<f32> = 1.0..=1000.0;
+
+impl Config {
+    /// Checks what clap cannot: one line saying what is wrong.
+    pub fn from_args(args: &Args) -> Result<Self, String> {
+        let latency_ms = args.latency_ms.unwrap_or(2000.0 / args.fps as f32);
+        if !LATENCY_MS.contains(&latency_ms) {
+            return Err(format!(
+                "--latency-ms must be between {} and {} (got {latency_ms})",
+                LATENCY_MS.start(),
+                LATENCY_MS.end()
+            ));
+        }
+        Ok(Self {
+            audio: args.audio,
+            wav_out: args.wav_out.clone(),
+            headless: args.headless,
+            frames: args.frames,
+            realtime: args.realtime,
+            fps: args.fps,
+            sample_rate: args.sample_rate,
+            latency_ms,
+            alsa_device: args.alsa_device.clone(),
+            reload_every: args.reload_every,
+            game_lib: args.game_lib.clone(),
+            game_src: args.game_src.clone(),
+            rebuild: !args.no_rebuild,
+            permanent_mib: args.permanent_mib,
+            transient_mib: args.transient_mib,
+            platform_mib: args.platform_mib,
+            size: args.size,
+            screenshot: args.screenshot.clone(),
+            input_script: args.input_script.clone(),
+            data_dir: args.data_dir.clone(),
+            loop_file: args.loop_file.clone(),
+            play_loop: args.play_loop.clone(),
+            sync_dump: args.sync_dump.clone(),
+            game_timeout_ms: args.game_timeout_ms,
+        })
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_args(&Args::parse_from(["handmade"])).expect("the defaults are valid")
+    }
 }
 
 fn parse_size(text: &str) -> Result<(u32, u32), String> {
@@ -95,13 +179,6 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
         return Err(format!("size {w}x{h} out of range (16x16 to 7680x4320)"));
     }
     Ok((w, h))
-}
-
-impl Args {
-    /// The device-queue target: the flag, or about two frames.
-    pub fn latency_ms(&self) -> f32 {
-        self.latency_ms.unwrap_or(2000.0 / self.fps as f32)
-    }
 }
 
 #[cfg(test)]
@@ -119,6 +196,19 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let args = Args::parse_from(["handmade"]);
         assert_eq!((args.fps, args.sample_rate, args.permanent_mib), (60, 48_000, 64));
-        assert!((args.latency_ms() - 33.33).abs() < 0.01);
+        let config = Config::default();
+        assert!((config.latency_ms - 33.33).abs() < 0.01);
+        assert!(config.rebuild && config.game_timeout_ms == 250);
+    }
+
+    #[test]
+    fn bad_latencies_are_refused_in_one_line() {
+        for bad in ["-5", "NaN", "100000", "0"] {
+            let flag = format!("--latency-ms={bad}");
+            let args = Args::parse_from(["handmade", flag.as_str()]);
+            let err = Config::from_args(&args).unwrap_err();
+            assert!(err.starts_with("--latency-ms must be between 1 and 1000"), "{bad}: {err}");
+        }
+        assert_eq!(Config::from_args(&Args::parse_from(["handmade", "--latency-ms", "5"])).unwrap().latency_ms, 5.0);
     }
 }

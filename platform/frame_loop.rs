@@ -1,10 +1,10 @@
-//! The frame loop, Handmade Hero style and single-threaded: poll input, reload the game if it
-//! changed, update and render into the offscreen bitmap, fill the stack sample buffer through
-//! the game's `game_output_sound`, write it to the audio backend, present, and hold the frame
-//! rate. Everything it touches per frame was carved from the memory block before the first one.
+//! The frame loop, Handmade Hero style and single-threaded. `run` sets the platform up once,
+//! then each `Platform::frame` is a page of named phases: input, dev loop, reload, update and
+//! render, sound, present, hold the rate. Everything a frame touches was carved from the
+//! memory block before the first one; the stack sample buffers are locals of `run`, lent to
+//! the sound phase.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use handmade_api::{
@@ -12,19 +12,20 @@ use handmade_api::{
     GameSoundOutputBuffer, GameStatus, MemoryArena, MAX_SOUND_FRAMES,
 };
 
-use crate::alloc_count::{self, AllocCounts};
-use crate::audio::{self, AudioDesc, AudioError};
-use crate::cli::Args;
-use crate::game_code::{self, GameCode, GameCodeError, GameFunctions, ReloadOutcome};
+use crate::audio::{self, fade, AudioDesc, AudioError, AudioOutput};
+use crate::cli::Config;
+use crate::dev::game_build;
+use crate::dev::live_loop::{LiveLoop, LoopStep};
+use crate::dev::rebuild::{self, BuildEvent, BuildWatcher};
+use crate::input::script::{InputScript, ScriptError};
 use crate::input::{self, Key};
-use crate::input_script::{InputScript, ScriptError};
-use crate::live_loop::{LiveLoop, LoopStep};
-use crate::memory::{MemoryError, MemoryLayout, PlatformMemoryBlock};
-use crate::rebuild::{self, BuildEvent, BuildWatcher};
-use crate::snapshot::Snapshot;
-use crate::stats::{self, Counters, Timings};
-use crate::video::Video;
-use crate::{assets, fade, game_build, screenshot, signals};
+use crate::measure::alloc_count::{self, AllocCounts};
+use crate::measure::stats::{self, Counters, Timings};
+use crate::memory::snapshot::Snapshot;
+use crate::memory::{assets, MemoryError, MemoryLayout, MemoryRegions, PlatformMemoryBlock};
+use crate::reload::{mapped_copies, GameCode, GameCodeError, GameFunctions, ReloadOutcome};
+use crate::signals;
+use crate::window::{screenshot, Video};
 
 /// Frames before allocation counting starts: first-touch work (lazy symbol binding, the
 /// device's first writes, SDL's first events) happens here.
@@ -68,339 +69,498 @@ from_error!(Memory(MemoryError), Arena(ArenaError), Game(GameCodeError), Audio(A
 pub struct RunReport {
     pub stats_line: String,
     pub counters: Counters,
+    /// Exit steps that failed (a WAV that could not be finished, an unwritable screenshot):
+    /// each was logged; every other step still ran.
+    pub exit_errors: Vec<String>,
 }
 
-/// Runs the platform until the frame limit, Escape, or the window closes.
-pub fn run(requested: &Args) -> Result<RunReport, PlatformError> {
+/// Runs the platform until the frame limit, Escape, a signal, or the window closes.
+pub fn run(config: &Config) -> Result<RunReport, PlatformError> {
     alloc_count::register_frame_thread();
-    let mut args = requested.clone();
-    let frame_samples = args.sample_rate.div_ceil(args.fps) as usize;
+    let mut config = config.clone();
+    check_sound_buffer(&config)?;
+    // The platform's share also holds the rollback snapshot, as large as permanent storage
+    // (only the pages a snapshot writes are ever backed).
+    let platform_mib = config.platform_mib.saturating_add(config.permanent_mib);
+    let layout = MemoryLayout::from_mib(config.permanent_mib, config.transient_mib, platform_mib)?;
+    let mut block = PlatformMemoryBlock::reserve(layout)?;
+    let mut platform = Platform::new(&mut config, block.carve())?;
+    // The stack sample buffer: locals of the loop, sized for the worst case; the game only
+    // borrows them for the length of one `game_output_sound` call.
+    let mut left = [0.0f32; MAX_SOUND_FRAMES];
+    let mut right = [0.0f32; MAX_SOUND_FRAMES];
+    while platform.frame(&mut left, &mut right) == Continue::Yes {}
+    Ok(platform.finish())
+}
+
+fn check_sound_buffer(config: &Config) -> Result<(), PlatformError> {
+    let frame_samples = config.sample_rate.div_ceil(config.fps) as usize;
     if frame_samples > MAX_SOUND_FRAMES {
         return Err(PlatformError::Other(format!(
             "--fps {} is too low for --sample-rate {}: a frame would need {frame_samples} samples and the \
              sound buffer holds {MAX_SOUND_FRAMES}",
-            args.fps, args.sample_rate
+            config.fps, config.sample_rate
         )));
     }
-    // The platform's share also holds the rollback snapshot, as large as permanent storage
-    // (only the pages a snapshot writes are ever backed).
-    let platform_mib = args.platform_mib.saturating_add(args.permanent_mib);
-    let layout = MemoryLayout::from_mib(args.permanent_mib, args.transient_mib, platform_mib)?;
-    let mut block = PlatformMemoryBlock::reserve(layout)?;
-    let regions = block.carve();
-    let mut arena = regions.platform;
+    Ok(())
+}
 
-    let (width, height) = args.size;
-    let bitmap = arena.push_array(width as usize * height as usize, 0u32)?;
-    let audio_sync = arena.push_struct(AudioSyncRing::EMPTY)?;
-    let mut frame_times = Timings::new(&mut arena, Duration::from_secs(1))?;
-    let mut reload_times = Timings::new(&mut arena, Duration::from_millis(200))?;
-    let loop_sample = load_loop_sample(&args, &mut arena);
-    let game_memory = arena.push_struct(GameMemory {
-        permanent_storage: regions.permanent.as_mut_ptr(),
-        permanent_storage_size: regions.permanent.len() as u64,
-        transient_storage: regions.transient.as_mut_ptr(),
-        transient_storage_size: regions.transient.len() as u64,
-        assets: GameAssets { loop_sample },
-        audio_sync: std::ptr::null(),
-        reloaded: 1,
-        game_arena_high_water: 0,
-        panic_message: [0; 256],
-        panic_message_len: 0,
-    })?;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Continue {
+    Yes,
+    No,
+}
 
-    let mut script = match &args.input_script {
-        Some(path) => Some(InputScript::load(path)?),
-        None => None,
-    };
-    let sources = if args.no_rebuild { None } else { rebuild::game_source_dir(args.game_src.as_deref()) };
-    let library = game_build::resolve_game_library(args.game_lib.as_deref(), sources.as_ref().map(|s| s.0.as_path()));
-    let mut game = GameCode::load(&library)?;
-    log::info!("loaded game library {}", library.display());
-    let mut watcher = sources.and_then(|(workspace, game_dir)| start_watcher(&workspace, &game_dir));
-    let mut pending_build: Option<BuildEvent> = None;
-    let mut rollback_snapshot = Snapshot::new(&mut arena, regions.permanent.len())?;
-    let mut live_loop = open_live_loop(&args, game_memory.permanent_storage as u64, regions.permanent.len())?;
-    signals::install();
-    let mut window = if args.headless { None } else { open_window(&mut args) };
-    let args = &args;
+/// What a frame counts as for allocation accounting, decided once per frame: the highest kind
+/// any phase reported wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum FrameKind {
+    /// Must allocate nothing after warm-up.
+    Normal,
+    /// A dev-loop event, a failed reload or a game crash: allowed to allocate, counted apart.
+    Event,
+    /// A library was (re)loaded: `dlopen` allocates, counted apart.
+    Reload,
+}
 
-    let desc = AudioDesc {
-        sample_rate: args.sample_rate,
-        fps: args.fps,
-        latency_ms: args.latency_ms(),
-        alsa_device: args.alsa_device.clone(),
-        wav_out: args.wav_out.clone(),
-    };
-    let mut audio = audio::open(args.audio, &desc)?;
-    audio_sync.samples_per_second = audio.sample_rate();
-    audio_sync.device_buffer_frames = audio.status().buffer_frames;
-    let paced = audio.is_paced() || args.realtime || !args.headless;
-    let frame_budget = Duration::from_secs_f64(1.0 / f64::from(args.fps));
+/// The sound phase's state between frames.
+struct SoundState {
+    running_sample_index: u64,
+    /// The last sample played, where a fade to silence starts from.
+    last_sample: (f32, f32),
+    fade_in_next: bool,
+    /// The device failed once (said once); the game keeps running without sound output.
+    failed: bool,
+}
 
-    // The stack sample buffer: a local of the loop, sized for the worst case; the game only
-    // borrows it for the length of one `game_output_sound` call.
-    let mut left = [0.0f32; MAX_SOUND_FRAMES];
-    let mut right = [0.0f32; MAX_SOUND_FRAMES];
+/// The frame-rate lock.
+struct Pacing {
+    paced: bool,
+    budget: Duration,
+    next_frame_start: Instant,
+}
 
-    let mut counters = Counters { alloc_counting: alloc_count::is_active(), ..Default::default() };
-    let mut input = GameInput::default();
-    let mut running_sample_index: u64 = 0;
-    let mut game_paused = false;
-    let mut audio_failed = false;
-    let mut fade_in_next = false;
-    let mut last_sample = (0.0f32, 0.0f32);
-    let mut next_frame_start = Instant::now();
+/// The rebuild watcher and the live loop.
+struct DevLoop {
+    watcher: Option<BuildWatcher>,
+    /// A finished build, kept until its library is loaded (for the save-to-code line).
+    build: Option<BuildEvent>,
+    live_loop: LiveLoop,
+}
 
-    for frame_index in 0.. {
-        if (args.frames != 0 && frame_index >= args.frames) || signals::stop_requested() {
-            break;
+/// Everything the frame loop owns, built once by `Platform::new`.
+struct Platform<'a> {
+    config: Config,
+    arena: MemoryArena<'a>,
+    memory: &'a mut GameMemory,
+    bitmap: &'a mut [u32],
+    audio_sync: &'a mut AudioSyncRing,
+    rollback_snapshot: Snapshot<'a>,
+    frame_times: Timings<'a>,
+    reload_times: Timings<'a>,
+    game: GameCode,
+    game_paused: bool,
+    input: GameInput,
+    script: Option<InputScript>,
+    window: Option<Video>,
+    audio: Box<dyn AudioOutput>,
+    sound: SoundState,
+    dev: DevLoop,
+    pacing: Pacing,
+    counters: Counters,
+    frame_index: u64,
+}
+
+impl<'a> Platform<'a> {
+    fn new(config: &mut Config, regions: MemoryRegions<'a>) -> Result<Self, PlatformError> {
+        let mut arena = regions.platform;
+        let (width, height) = config.size;
+        let bitmap = arena.push_array(width as usize * height as usize, 0u32)?;
+        let audio_sync = arena.push_struct(AudioSyncRing::EMPTY)?;
+        let frame_times = Timings::new(&mut arena, Duration::from_secs(1))?;
+        let reload_times = Timings::new(&mut arena, Duration::from_millis(200))?;
+        let loop_sample = load_loop_sample(config, &mut arena);
+        let memory = arena.push_struct(GameMemory {
+            permanent_storage: regions.permanent.as_mut_ptr(),
+            permanent_storage_size: regions.permanent.len() as u64,
+            transient_storage: regions.transient.as_mut_ptr(),
+            transient_storage_size: regions.transient.len() as u64,
+            assets: GameAssets { loop_sample },
+            audio_sync: std::ptr::null(),
+            reloaded: 1,
+            game_arena_high_water: 0,
+            panic_message: [0; 256],
+            panic_message_len: 0,
+        })?;
+        let script = config.input_script.as_deref().map(InputScript::load).transpose()?;
+        let sources = game_sources(config)?;
+        let library = game_build::resolve_game_library(config.game_lib.as_deref(), sources.as_ref().map(|s| s.0.as_path()));
+        let game = GameCode::load(&library)?;
+        log::info!("loaded game library {}", library.display());
+        let watcher = sources.and_then(|(workspace, game_dir)| start_watcher(&workspace, &game_dir));
+        let rollback_snapshot = Snapshot::new(&mut arena, regions.permanent.len())?;
+        let live_loop = open_live_loop(config, memory.permanent_storage as u64, regions.permanent.len())?;
+        signals::install();
+        let window = if config.headless { None } else { open_window(config) };
+        let audio = open_audio(config, audio_sync)?;
+        let paced = audio.is_paced() || config.realtime || !config.headless;
+        let budget = Duration::from_secs_f64(1.0 / f64::from(config.fps));
+        Ok(Self {
+            config: config.clone(),
+            arena,
+            memory,
+            bitmap,
+            audio_sync,
+            rollback_snapshot,
+            frame_times,
+            reload_times,
+            game,
+            game_paused: false,
+            input: GameInput::default(),
+            script,
+            window,
+            audio,
+            sound: SoundState { running_sample_index: 0, last_sample: (0.0, 0.0), fade_in_next: false, failed: false },
+            dev: DevLoop { watcher, build: None, live_loop },
+            pacing: Pacing { paced, budget, next_frame_start: Instant::now() },
+            counters: Counters { alloc_counting: alloc_count::is_active(), ..Default::default() },
+            frame_index: 0,
+        })
+    }
+
+    /// One frame. Returns `Continue::No` at the frame limit, Escape, a signal or a closed window.
+    fn frame(&mut self, left: &mut [f32; MAX_SOUND_FRAMES], right: &mut [f32; MAX_SOUND_FRAMES]) -> Continue {
+        let limit_reached = self.config.frames != 0 && self.frame_index >= self.config.frames;
+        if limit_reached || signals::stop_requested() {
+            return Continue::No;
         }
-        let frame_start = Instant::now();
+        let start = Instant::now();
         let allocs_at_start = AllocCounts::now();
+        if self.read_input() == Continue::No {
+            return Continue::No;
+        }
+        let mut kind = self.run_dev_loop();
+        kind = kind.max(self.reload_game());
+        let mut failed = self.update_and_render();
+        failed |= self.output_sound(left, right);
+        self.present();
+        let waited = self.hold_frame_rate();
+        if self.game.end_frame() || failed {
+            kind = kind.max(FrameKind::Event);
+        }
+        self.account(kind, start.elapsed(), waited, AllocCounts::now().since(allocs_at_start));
+        self.frame_index += 1;
+        Continue::Yes
+    }
 
-        // Input.
-        input::begin_frame(&mut input, frame_index, frame_budget.as_secs_f32());
+    /// Input: the script's events for this frame, then the window's.
+    fn read_input(&mut self) -> Continue {
+        input::begin_frame(&mut self.input, self.frame_index, self.pacing.budget.as_secs_f32());
         let mut quit = false;
-        if let Some(script) = script.as_mut() {
-            for event in script.events_for(frame_index) {
+        if let Some(script) = self.script.as_mut() {
+            for event in script.events_for(self.frame_index) {
                 quit |= event.key == Key::Escape && event.down;
-                input::apply_key(&mut input, event.key, event.down);
+                input::apply_key(&mut self.input, event.key, event.down);
             }
         }
-        if let Some(window) = window.as_mut() {
-            quit |= window.pump_events(&mut input);
+        if let Some(window) = self.window.as_mut() {
+            quit |= window.pump_events(&mut self.input);
         }
         if quit {
-            break;
+            Continue::No
+        } else {
+            Continue::Yes
         }
-        let mut event_frame = false;
-        if input.letter('l').was_pressed() {
-            event_frame = true;
-            match live_loop.toggle(game_memory) {
+    }
+
+    /// Dev loop: the live loop's key and its record/replay, then a finished build, which is
+    /// loaded at once (cargo is done writing it).
+    fn run_dev_loop(&mut self) -> FrameKind {
+        let mut kind = FrameKind::Normal;
+        if self.input.letter('l').was_pressed() {
+            kind = FrameKind::Event;
+            match self.dev.live_loop.toggle(self.memory) {
                 Ok(mode) => log::info!("live loop: {mode:?}"),
                 Err(e) => log::error!("{e}"),
             }
         }
-        let loop_step = live_loop.begin_frame(&mut input, game_memory);
-        fade_in_next |= loop_step == LoopStep::Restarted;
-
-        // Dev loop: a finished build is loaded at once (cargo is done writing it).
-        if let Some(watcher) = watcher.as_mut() {
-            if watcher.build_started() {
-                event_frame = true;
-                if let Some(window) = window.as_mut() {
-                    window.set_title("handmade - building the game...");
-                }
-            }
-            if let Some(build) = watcher.poll() {
-                event_frame = true;
-                if let Some(window) = window.as_mut() {
-                    window.set_title(&build_title(&build));
-                }
-                if build.ok {
-                    game.mark_settled();
-                    pending_build = Some(build);
-                }
+        if self.dev.live_loop.begin_frame(&mut self.input, self.memory) == LoopStep::Restarted {
+            self.sound.fade_in_next = true;
+        }
+        let Some(watcher) = self.dev.watcher.as_mut() else { return kind };
+        if watcher.build_started() {
+            kind = FrameKind::Event;
+            if let Some(window) = self.window.as_mut() {
+                window.set_title("building the game...");
             }
         }
-
-        // Reload the game if its library changed (or a reload is forced).
-        let forced = args.reload_every != 0 && frame_index != 0 && frame_index % args.reload_every == 0;
-        let mut take_snapshot = || rollback_snapshot.take(game_memory);
-        let outcome =
-            if forced { game.force_reload(&mut take_snapshot) } else { game.reload_if_changed(&mut take_snapshot) };
-        let reloaded = match outcome {
-            ReloadOutcome::Unchanged => false,
-            // Spawning the probe process, and saying that the library is gone, allocate.
-            ReloadOutcome::Checking | ReloadOutcome::Missing => {
-                event_frame = true;
-                false
+        if let Some(build) = watcher.poll() {
+            kind = FrameKind::Event;
+            if let Some(window) = self.window.as_mut() {
+                window.set_title(&build_title(&build));
             }
+            if build.ok {
+                self.game.mark_settled();
+                self.dev.build = Some(build);
+            }
+        }
+        kind
+    }
+
+    /// Reload: the library changed on disk (or a reload is forced): check, load and swap it,
+    /// with a snapshot of the game's memory taken just before, for a rollback.
+    fn reload_game(&mut self) -> FrameKind {
+        let every = self.config.reload_every;
+        let forced = every != 0 && self.frame_index != 0 && self.frame_index % every == 0;
+        let (snapshot, memory) = (&mut self.rollback_snapshot, &*self.memory);
+        let mut take_snapshot = || snapshot.take(memory);
+        let outcome = if forced {
+            self.game.force_reload(&mut take_snapshot)
+        } else {
+            self.game.reload_if_changed(&mut take_snapshot)
+        };
+        let kind = match outcome {
+            ReloadOutcome::Unchanged => FrameKind::Normal,
+            // Spawning the probe process, and saying that the library is gone, allocate.
+            ReloadOutcome::Checking | ReloadOutcome::Missing => FrameKind::Event,
             ReloadOutcome::Reloaded { load_time } => {
-                log_reload(game.source(), load_time, pending_build.take());
-                reload_times.record(load_time);
-                counters.reloads += 1;
-                game_memory.reloaded = 1;
-                game_paused = false;
-                true
+                log_reload(self.game.source(), load_time, self.dev.build.take());
+                self.reload_times.record(load_time);
+                self.counters.reloads += 1;
+                self.memory.reloaded = 1;
+                self.game_paused = false;
+                FrameKind::Reload
             }
             ReloadOutcome::Failed => {
-                counters.reload_failures += 1;
-                event_frame = true; // the attempt and its log line allocate
-                false
+                self.counters.reload_failures += 1;
+                FrameKind::Event // the attempt and its log line allocate
             }
         };
-        let functions = if game_paused { GameFunctions::STUBS } else { game.functions() };
-        game_memory.audio_sync = &*audio_sync;
+        if forced {
+            FrameKind::Reload
+        } else {
+            kind
+        }
+    }
 
-        // Update and render.
-        let mut offscreen = GameOffscreenBuffer::lend(bitmap, width, height);
+    /// The functions to call this frame: the stubs while the game is paused.
+    fn functions(&self) -> GameFunctions {
+        if self.game_paused {
+            GameFunctions::STUBS
+        } else {
+            self.game.functions()
+        }
+    }
+
+    /// Update and render into the offscreen bitmap. Returns whether the game failed.
+    fn update_and_render(&mut self) -> bool {
+        self.memory.audio_sync = &*self.audio_sync;
+        let (width, height) = self.config.size;
+        let update = self.functions().update_and_render;
+        let mut offscreen = GameOffscreenBuffer::lend(self.bitmap, width, height);
         // SAFETY: the game gets exclusive access to its memory, the input and the bitmap for
         // the call; all three are live, initialised `repr(C)` values of the contract's types.
-        let status = unsafe { (functions.update_and_render)(&mut *game_memory, &input, &mut offscreen) };
-        let mut failed = status != GameStatus::Ok;
+        let status = unsafe { update(&mut *self.memory, &self.input, &mut offscreen) };
+        let failed = status != GameStatus::Ok;
         if failed {
-            game_paused = recover_from_failure(
-                "game_update_and_render",
-                status,
-                &mut game,
-                &rollback_snapshot,
-                game_memory,
-                &mut counters,
-            );
+            self.recover("game_update_and_render", status);
         }
-        game_memory.reloaded = 0;
+        self.memory.reloaded = 0;
+        failed
+    }
 
-        // Sound: ask the backend how much it needs, let the game fill the stack buffer, write.
-        let sound_allocs_before = AllocCounts::now();
-        let wanted = audio.frames_wanted().min(MAX_SOUND_FRAMES);
-        let queued_before = audio.status().queued_frames; // as `frames_wanted` just measured it
-                                                          // The whole stack buffer is lent and `sample_count` says how much of it to fill, so a
-                                                          // game that writes past the count (it cannot go past MAX_SOUND_FRAMES) stays inside it.
-        let mut sound = GameSoundOutputBuffer::lend(audio.sample_rate(), running_sample_index, &mut left, &mut right);
-        sound.sample_count = wanted as u32;
-        let functions = if game_paused { GameFunctions::STUBS } else { game.functions() };
-        // SAFETY: as above; `sound` lends the two stack channels for this call only.
-        let status = unsafe { (functions.output_sound)(&mut *game_memory, &mut sound) };
-        let count_from_game = sound.sample_count;
-        let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
-        if status != GameStatus::Ok {
-            failed = true;
-            game_paused = recover_from_failure(
-                "game_output_sound",
-                status,
-                &mut game,
-                &rollback_snapshot,
-                game_memory,
-                &mut counters,
-            );
+    /// Sound: ask the backend how much it needs, let the game fill the stack buffer, check
+    /// and fade what it wrote, write it. Returns whether the game failed.
+    fn output_sound(&mut self, left: &mut [f32; MAX_SOUND_FRAMES], right: &mut [f32; MAX_SOUND_FRAMES]) -> bool {
+        let allocs_before = AllocCounts::now();
+        let wanted = self.audio.frames_wanted().min(MAX_SOUND_FRAMES);
+        let queued_before = self.audio.status().queued_frames; // as `frames_wanted` just measured it
+        let (status, count_from_game) = self.call_output_sound(left, right, wanted);
+        let failed = status != GameStatus::Ok;
+        if failed {
+            self.recover("game_output_sound", status);
         }
+        let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
+        self.check_samples(l, r, wanted, count_from_game);
+        self.fade(l, r, failed);
+        if let Err(e) = self.audio.write(l, r) {
+            if !self.sound.failed {
+                log::warn!("{e}; the game keeps running without sound output");
+                self.sound.failed = true;
+            }
+        }
+        self.counters.sound_heap_allocs += AllocCounts::now().since(allocs_before).frame_thread;
+        let index = self.sound.running_sample_index;
+        self.audio_sync.push(AudioSyncMarker {
+            write_cursor: index,
+            frames_written: wanted as u32,
+            queued_frames: queued_before,
+            expected_frame_boundary: index + wanted as u64,
+        });
+        self.sound.running_sample_index += wanted as u64;
+        self.counters.sound_frames += wanted as u64;
+        failed
+    }
+
+    /// The whole stack buffer is lent and `sample_count` says how much of it to fill, so a game
+    /// that writes past the count (it cannot go past MAX_SOUND_FRAMES) stays inside it.
+    fn call_output_sound(&mut self, left: &mut [f32], right: &mut [f32], wanted: usize) -> (GameStatus, u32) {
+        let rate = self.audio.sample_rate();
+        let mut sound = GameSoundOutputBuffer::lend(rate, self.sound.running_sample_index, left, right);
+        sound.sample_count = wanted as u32;
+        let output_sound = self.functions().output_sound;
+        // SAFETY: as in `update_and_render`; `sound` lends the two stack channels for this call.
+        let status = unsafe { output_sound(&mut *self.memory, &mut sound) };
+        (status, sound.sample_count)
+    }
+
+    /// The frame count is the platform's (what the game wrote beyond it is not played), and
+    /// NaN/inf become silence; each said once.
+    fn check_samples(&mut self, l: &mut [f32], r: &mut [f32], wanted: usize, count_from_game: u32) {
         if count_from_game as usize != wanted {
-            // The count is the platform's: what the game wrote beyond it is not played.
-            if counters.bad_sample_counts == 0 {
+            if self.counters.bad_sample_counts == 0 {
                 log::warn!(
                     "game_output_sound changed the frame count to {count_from_game} (asked for {wanted}); ignored"
                 );
             }
-            counters.bad_sample_counts += 1;
+            self.counters.bad_sample_counts += 1;
         }
-        counters.nonfinite_samples +=
-            warn_nonfinite(audio::sanitize(l) + audio::sanitize(r), counters.nonfinite_samples);
-        // A crash, a rollback or a loop restart is a jump in the waveform: dip instead of click.
-        let rate = audio.sample_rate();
+        let bad = (audio::sanitize(l) + audio::sanitize(r)) as u64;
+        if bad > 0 && self.counters.nonfinite_samples == 0 {
+            log::warn!("the game wrote NaN or infinite samples; they are played as silence");
+        }
+        self.counters.nonfinite_samples += bad;
+    }
+
+    /// A crash, a rollback or a loop restart is a jump in the waveform: dip instead of click.
+    fn fade(&mut self, l: &mut [f32], r: &mut [f32], failed: bool) {
+        let rate = self.audio.sample_rate();
         if failed {
-            fade::ramp_to_silence(l, r, last_sample, rate);
-            fade_in_next = true;
-        } else if fade_in_next && !game_paused {
+            fade::ramp_to_silence(l, r, self.sound.last_sample, rate);
+            self.sound.fade_in_next = true;
+        } else if self.sound.fade_in_next && !self.game_paused {
             fade::fade_in(l, r, rate);
-            fade_in_next = false;
+            self.sound.fade_in_next = false;
         }
-        if live_loop.restarts_next_frame() {
+        if self.dev.live_loop.restarts_next_frame() {
             fade::fade_out(l, r, rate);
         }
-        if wanted > 0 {
-            last_sample = (l[wanted - 1], r[wanted - 1]);
+        if let (Some(&last_l), Some(&last_r)) = (l.last(), r.last()) {
+            self.sound.last_sample = (last_l, last_r);
         }
-        match audio.write(l, r) {
-            Ok(_) => {}
-            Err(e) if !audio_failed => {
-                log::warn!("{e}; the game keeps running without sound output");
-                audio_failed = true;
-            }
-            Err(_) => {}
-        }
-        counters.sound_heap_allocs += AllocCounts::now().since(sound_allocs_before).frame_thread;
-        audio_sync.push(AudioSyncMarker {
-            write_cursor: running_sample_index,
-            frames_written: wanted as u32,
-            queued_frames: queued_before,
-            expected_frame_boundary: running_sample_index + wanted as u64,
-        });
-        running_sample_index += wanted as u64;
-        counters.sound_frames += wanted as u64;
+    }
 
-        // Present the frame the game drew.
-        if let Some(window) = window.as_mut() {
-            window.present(bitmap);
+    /// A game call failed. A library swapped in moments ago is rolled back (with the memory
+    /// snapshot taken just before the swap); otherwise the game is paused until the next reload.
+    fn recover(&mut self, function: &str, status: GameStatus) {
+        self.counters.game_panics += 1;
+        let what = match status {
+            GameStatus::Panicked => format!("game panicked in {function}: {}", self.memory.panic_text()),
+            other => format!("game returned {other:?} from {function}"),
+        };
+        if self.game.roll_back() {
+            self.rollback_snapshot.restore(self.memory);
+            self.memory.reloaded = 1;
+            self.counters.rollbacks += 1;
+            self.game_paused = false;
+            log::error!("{what}; rolled back to the previous library and its state");
+        } else {
+            self.game_paused = true;
+            log::error!("{what}; game paused until the next good build");
         }
+    }
 
-        // Hold the frame rate: sleep most of the way, spin the last millisecond.
-        let mut pace_wait = Duration::ZERO;
-        if paced {
-            next_frame_start += frame_budget;
-            let wait_start = Instant::now();
-            wait_until(next_frame_start);
-            pace_wait = wait_start.elapsed();
-            if Instant::now() > next_frame_start + frame_budget {
-                next_frame_start = Instant::now(); // fell far behind: do not try to catch up
-            }
+    fn present(&mut self) {
+        if let Some(window) = self.window.as_mut() {
+            window.present(self.bitmap);
         }
+    }
 
-        event_frame |= game.end_frame();
+    /// Hold the frame rate: sleep most of the way, spin the last millisecond. Returns the wait.
+    fn hold_frame_rate(&mut self) -> Duration {
+        let pacing = &mut self.pacing;
+        if !pacing.paced {
+            return Duration::ZERO;
+        }
+        pacing.next_frame_start += pacing.budget;
+        let wait_start = Instant::now();
+        wait_until(pacing.next_frame_start);
+        if Instant::now() > pacing.next_frame_start + pacing.budget {
+            pacing.next_frame_start = Instant::now(); // fell far behind: do not try to catch up
+        }
+        wait_start.elapsed()
+    }
+
+    /// Frame time, reload work time and this frame's allocations, by the frame's kind.
+    fn account(&mut self, kind: FrameKind, frame_time: Duration, waited: Duration, allocs: AllocCounts) {
+        let counters = &mut self.counters;
         counters.frames += 1;
-        let frame_time = frame_start.elapsed();
-        frame_times.record(frame_time);
-        if reloaded {
-            // Work time of the reload frame, without the frame-rate wait.
-            let busy = frame_time.saturating_sub(pace_wait);
-            counters.reload_frame_busy_ms_max = counters.reload_frame_busy_ms_max.max(busy.as_secs_f64() * 1e3);
-        }
-        let allocs = AllocCounts::now().since(allocs_at_start);
-        if reloaded || forced {
-            counters.reload_heap_allocs += allocs.frame_thread;
-        } else if event_frame || failed {
-            counters.event_heap_allocs += allocs.frame_thread;
-        } else if frame_index >= WARMUP_FRAMES {
-            counters.heap_allocs_after_warmup += allocs.frame_thread;
-            counters.heap_allocs_other_threads += allocs.all_threads - allocs.frame_thread;
+        self.frame_times.record(frame_time);
+        match kind {
+            FrameKind::Reload => {
+                // Work time of the reload frame, without the frame-rate wait.
+                let busy_ms = frame_time.saturating_sub(waited).as_secs_f64() * 1e3;
+                counters.reload_frame_busy_ms_max = counters.reload_frame_busy_ms_max.max(busy_ms);
+                counters.reload_heap_allocs += allocs.frame_thread;
+            }
+            FrameKind::Event => counters.event_heap_allocs += allocs.frame_thread,
+            FrameKind::Normal if self.frame_index >= WARMUP_FRAMES => {
+                counters.heap_allocs_after_warmup += allocs.frame_thread;
+                counters.heap_allocs_other_threads += allocs.all_threads - allocs.frame_thread;
+            }
+            FrameKind::Normal => {}
         }
     }
 
-    live_loop.finish();
-    audio.finish()?;
-    let status = audio.status();
-    counters.underruns = status.underruns;
-    // The device's delay averaged over the run (the last figure alone is one sample of a saw).
-    counters.latency_ms = f64::from(status.mean_queued_frames) * 1e3 / f64::from(audio.sample_rate());
-    counters.arena_high_water_bytes = arena.high_water() as u64 + game_memory.game_arena_high_water;
-    counters.game_libs_mapped = game_code::mapped_copies(game.copies_dir());
-    if let Some(path) = &args.sync_dump {
-        write_sync_dump(path, audio_sync)?;
+    /// Teardown: every exit step runs, whatever failed before it; each failure is one line.
+    fn finish(mut self) -> RunReport {
+        let mut exit_errors = Vec::new();
+        self.dev.live_loop.finish();
+        if let Err(e) = self.audio.finish() {
+            exit_errors.push(e.to_string());
+        }
+        let status = self.audio.status();
+        let counters = &mut self.counters;
+        counters.underruns = status.underruns;
+        // The device's delay averaged over the run (the last figure alone is one sample of a saw).
+        counters.latency_ms = f64::from(status.mean_queued_frames) * 1e3 / f64::from(self.audio.sample_rate());
+        counters.arena_high_water_bytes = self.arena.high_water() as u64 + self.memory.game_arena_high_water;
+        counters.game_libs_mapped = mapped_copies(self.game.copies_dir());
+        if let Some(path) = &self.config.sync_dump {
+            if let Err(e) = write_sync_dump(path, self.audio_sync) {
+                exit_errors.push(e);
+            }
+        }
+        if let Some(path) = &self.config.screenshot {
+            let (width, height) = self.config.size;
+            match screenshot::write_png(path, self.bitmap, width, height) {
+                Ok(()) => log::info!("screenshot written to {}", path.display()),
+                Err(e) => exit_errors.push(e.to_string()),
+            }
+        }
+        for e in &exit_errors {
+            log::error!("{e}");
+        }
+        let resident = stats::resident_mib();
+        let stats_line = stats::format_line(&self.counters, &self.frame_times, &self.reload_times, resident);
+        RunReport { stats_line, counters: self.counters, exit_errors }
     }
-    if let Some(path) = &args.screenshot {
-        screenshot::write_png(path, bitmap, width, height).map_err(|e| PlatformError::Other(e.to_string()))?;
-        log::info!("screenshot written to {}", path.display());
-    }
-    let stats_line = stats::format_line(&counters, &frame_times, &reload_times, stats::resident_mib());
-    Ok(RunReport { stats_line, counters })
 }
 
-/// A game call failed. A library swapped in moments ago is rolled back (with the memory
-/// snapshot taken just before the swap); otherwise the game is paused until the next reload.
-/// Returns whether the game is now paused.
-fn recover_from_failure(
-    function: &str,
-    status: GameStatus,
-    game: &mut GameCode,
-    snapshot: &Snapshot<'_>,
-    memory: &mut GameMemory,
-    counters: &mut Counters,
-) -> bool {
-    counters.game_panics += 1;
-    let what = match status {
-        GameStatus::Panicked => format!("game panicked in {function}: {}", memory.panic_text()),
-        other => format!("game returned {other:?} from {function}"),
-    };
-    if game.roll_back() {
-        snapshot.restore(memory);
-        memory.reloaded = 1;
-        counters.rollbacks += 1;
-        log::error!("{what}; rolled back to the previous library and its state");
-        false
-    } else {
-        log::error!("{what}; game paused until the next good build");
-        true
+/// The game's sources for rebuild on save: `--game-src` must name a game crate in a Cargo
+/// workspace (one line if not); by default this workspace's `game/`, when there is one.
+fn game_sources(config: &Config) -> Result<Option<(std::path::PathBuf, std::path::PathBuf)>, PlatformError> {
+    if !config.rebuild {
+        return Ok(None);
+    }
+    let found = rebuild::game_source_dir(config.game_src.as_deref());
+    match (&config.game_src, found) {
+        (Some(dir), None) => Err(PlatformError::Other(format!(
+            "--game-src {}: not a game crate inside a Cargo workspace (no such directory, or no workspace \
+             Cargo.toml above it)",
+            dir.display()
+        ))),
+        (_, found) => Ok(found),
     }
 }
 
@@ -417,34 +577,51 @@ fn start_watcher(workspace: &std::path::Path, game_dir: &std::path::Path) -> Opt
     }
 }
 
+fn open_audio(config: &Config, audio_sync: &mut AudioSyncRing) -> Result<Box<dyn AudioOutput>, PlatformError> {
+    let desc = AudioDesc {
+        sample_rate: config.sample_rate,
+        fps: config.fps,
+        latency_ms: config.latency_ms,
+        alsa_device: config.alsa_device.clone(),
+        wav_out: config.wav_out.clone(),
+    };
+    let audio = audio::open(config.audio, &desc)?;
+    audio_sync.samples_per_second = audio.sample_rate();
+    audio_sync.device_buffer_frames = audio.status().buffer_frames;
+    if !audio.is_paced() && config.realtime {
+        log::info!("--realtime: the offline sound is paced by the clock at {} fps", config.fps);
+    }
+    Ok(audio)
+}
+
 /// Live loop editing: `--play-loop` plays a recording from the start (a bad file is one line,
 /// and the run goes on live); otherwise `l` records to `--loop-file` or a private directory.
-fn open_live_loop(args: &Args, permanent_base: u64, permanent_len: usize) -> Result<LiveLoop, PlatformError> {
-    if let Some(path) = &args.play_loop {
-        match LiveLoop::open_recording(path, permanent_base, permanent_len, args.loop_file.clone()) {
+fn open_live_loop(config: &Config, permanent_base: u64, permanent_len: usize) -> Result<LiveLoop, PlatformError> {
+    if let Some(path) = &config.play_loop {
+        match LiveLoop::open_recording(path, permanent_base, permanent_len, config.loop_file.clone()) {
             Ok(recording) => return Ok(recording),
             Err(e) => log::error!("{e}; playing live instead"),
         }
     }
-    let max_frames = u64::from(args.fps) * 120;
-    LiveLoop::new(args.loop_file.clone(), max_frames)
+    let max_frames = u64::from(config.fps) * 120;
+    LiveLoop::new(config.loop_file.clone(), max_frames)
         .map_err(|e| PlatformError::Other(format!("cannot create the loop recording directory: {e}")))
 }
 
-/// The window, or, where none can open, the headless fallback (which changes `args`).
-fn open_window(args: &mut Args) -> Option<Video> {
+/// The window, or, where none can open, the headless fallback (which changes `config`).
+fn open_window(config: &mut Config) -> Option<Video> {
     // With neither variable set there is no display to find; asking SDL anyway makes its
     // Wayland probe print an "error:" line about XDG_RUNTIME_DIR.
     let display_named =
         ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
     if !display_named {
-        fall_back_to_headless(args, "neither DISPLAY nor WAYLAND_DISPLAY is set");
+        fall_back_to_headless(config, "neither DISPLAY nor WAYLAND_DISPLAY is set");
         return None;
     }
-    match Video::open(args.size) {
+    match Video::open(config.size) {
         Ok(video) => Some(video),
         Err(e) => {
-            fall_back_to_headless(args, &e.to_string());
+            fall_back_to_headless(config, &e.to_string());
             None
         }
     }
@@ -452,26 +629,27 @@ fn open_window(args: &mut Args) -> Option<Video> {
 
 /// No display: run the demo headless for a while and leave its sound and last frame in files,
 /// so a first run on a server still shows something (README: "Run the demo").
-fn fall_back_to_headless(args: &mut Args, why: &str) {
-    args.headless = true;
-    if args.frames == 0 {
-        args.frames = 600;
+fn fall_back_to_headless(config: &mut Config, why: &str) {
+    config.headless = true;
+    if config.frames == 0 {
+        config.frames = 600;
     }
-    let wav = args.wav_out.get_or_insert_with(|| "handmade-demo.wav".into()).display().to_string();
-    let png = args.screenshot.get_or_insert_with(|| "handmade-demo.png".into()).display().to_string();
+    let wav = config.wav_out.get_or_insert_with(|| "handmade-demo.wav".into()).display().to_string();
+    let png = config.screenshot.get_or_insert_with(|| "handmade-demo.png".into()).display().to_string();
     log::warn!(
         "no window ({why}): running headless for {} frames instead; without a sound device the sound goes to {wav}, \
          the last frame to {png}",
-        args.frames
+        config.frames
     );
 }
 
+/// The window title's state after a build (the window adds the "handmade - " prefix).
 fn build_title(build: &BuildEvent) -> String {
     if build.ok {
-        "handmade".to_string()
+        String::new()
     } else {
         let first = build.summary.lines().next().unwrap_or("build failed");
-        format!("handmade - BUILD FAILED: {}", first.chars().take(100).collect::<String>())
+        format!("BUILD FAILED: {}", first.chars().take(100).collect::<String>())
     }
 }
 
@@ -494,15 +672,8 @@ fn log_reload(source: &std::path::Path, load_time: Duration, build: Option<Build
     }
 }
 
-fn warn_nonfinite(bad: usize, seen_before: u64) -> u64 {
-    if bad > 0 && seen_before == 0 {
-        log::warn!("the game wrote NaN or infinite samples; they are played as silence");
-    }
-    bad as u64
-}
-
-fn load_loop_sample(args: &Args, arena: &mut MemoryArena<'_>) -> GameSample {
-    let dir = args.data_dir.clone().unwrap_or_else(assets::default_data_dir);
+fn load_loop_sample(config: &Config, arena: &mut MemoryArena<'_>) -> GameSample {
+    let dir = config.data_dir.clone().unwrap_or_else(assets::default_data_dir);
     let path = dir.join("loop.wav");
     match assets::load_wav(&path, arena) {
         Ok(sample) => sample,
@@ -523,10 +694,35 @@ fn wait_until(deadline: Instant) {
     }
 }
 
-fn write_sync_dump(path: &PathBuf, ring: &AudioSyncRing) -> Result<(), PlatformError> {
+fn write_sync_dump(path: &std::path::Path, ring: &AudioSyncRing) -> Result<(), String> {
     let mut text = String::from("# write_cursor frames_written queued_frames expected_frame_boundary\n");
     for m in ring.iter() {
         text += &format!("{} {} {} {}\n", m.write_cursor, m.frames_written, m.queued_frames, m.expected_frame_boundary);
     }
-    std::fs::write(path, text).map_err(|e| PlatformError::Other(format!("cannot write {}: {e}", path.display())))
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_counts_as_its_highest_kind() {
+        assert_eq!(FrameKind::Normal.max(FrameKind::Event), FrameKind::Event);
+        assert_eq!(FrameKind::Reload.max(FrameKind::Event), FrameKind::Reload);
+    }
+
+    #[test]
+    fn build_titles_carry_no_prefix_of_their_own() {
+        let ok = BuildEvent {
+            ok: true,
+            summary: String::new(),
+            saved_at: std::time::SystemTime::now(),
+            detect: Duration::ZERO,
+            build: Duration::ZERO,
+        };
+        assert_eq!(build_title(&ok), "");
+        let failed = BuildEvent { ok: false, summary: "error[E0308]: mismatched types\nmore".into(), ..ok };
+        assert_eq!(build_title(&failed), "BUILD FAILED: error[E0308]: mismatched types");
+    }
 }

@@ -1,33 +1,42 @@
 //! The handmade platform layer as a library: the executable (`platform/main.rs`), the tests,
-//! the benchmarks and the lesson examples all use it.
+//! the benchmarks and the lesson examples all use it. What they need is re-exported here; the
+//! parts stay private to the crate.
 //!
 //! ```no_run
-//! use clap::Parser;
-//! let args = handmade::cli::Args::parse_from(["handmade", "--headless", "--audio", "none", "--frames", "60"]);
-//! let report = handmade::frame_loop::run(&args).expect("run");
+//! let config = handmade::Config { headless: true, audio: handmade::AudioChoice::None, frames: 60, ..Default::default() };
+//! let report = handmade::run(&config).expect("run");
 //! println!("{}", report.stats_line);
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod alloc_count;
+mod audio;
+mod cli;
+mod dev;
+mod frame_loop;
+mod input;
+mod measure;
+mod memory;
+mod private_fs;
+mod reload;
+mod sdl_context;
+mod signals;
+mod window;
+
 pub mod analysis;
-pub mod assets;
-pub mod audio;
-pub mod cli;
-pub mod elf_check;
-pub mod fade;
-pub mod frame_loop;
-pub mod game_build;
-pub mod game_code;
-pub mod input;
-pub mod input_script;
-pub mod live_loop;
-pub mod load_probe;
-pub mod memory;
-pub mod rebuild;
-pub mod screenshot;
-pub mod sdl_context;
-pub mod signals;
-pub mod snapshot;
-pub mod stats;
-pub mod video;
+
+pub use audio::{interleave_i16, AudioChoice};
+pub use cli::{Args, Config};
+pub use dev::game_build::resolve_game_library;
+pub use dev::live_loop::{check_recording, LiveLoop, INPUT_RECORD_BYTES};
+pub use frame_loop::{run, PlatformError, RunReport, WARMUP_FRAMES};
+pub use input::script::InputScript;
+pub use measure::alloc_count;
+pub use measure::stats::Counters;
+pub use memory::assets::{decode_wav, MAX_SAMPLE_FRAMES};
+pub use memory::{MemoryLayout, PlatformMemoryBlock};
+pub use reload::GameCode;
+
+/// Keyboard handling, for tests that drive the input the way the window does.
+pub mod keys {
+    pub use crate::input::{apply_key, begin_frame, Key};
+}

@@ -3,7 +3,7 @@
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use handmade::cli::Args;
+use handmade::{Args, Config};
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
@@ -17,14 +17,17 @@ fn main() {
             // clap's message is several lines with a usage hint; a user needs the first.
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
-            eprintln!("handmade: {first} (see --help)");
-            std::process::exit(2);
+            bad_flag(first);
         }
     };
-    match handmade::frame_loop::run(&args) {
+    let config = Config::from_args(&args).unwrap_or_else(|e| bad_flag(&e));
+    match handmade::run(&config) {
         Ok(report) => {
             if args.stats {
                 println!("{}", report.stats_line);
+            }
+            if !report.exit_errors.is_empty() {
+                std::process::exit(1);
             }
         }
         Err(error) => {
@@ -32,4 +35,9 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+fn bad_flag(message: &str) -> ! {
+    eprintln!("handmade: {message} (see --help)");
+    std::process::exit(2);
 }

@@ -14,6 +14,8 @@ mod sdl;
 mod wav;
 
 #[cfg(target_os = "linux")]
+pub mod fade;
+
 pub use alsa::AlsaAudio;
 pub use convert::{interleave_f32, interleave_i16, sanitize};
 pub use sdl::SdlAudio;

@@ -1,6 +1,6 @@
 //! `handmade-probe LIBRARY`: loads a game library in a throwaway process, runs its initialisers
 //! and its version function, and exits 0. If loading crashes or hangs, only this process is
-//! lost; the platform (platform/load_probe.rs) reads the verdict from the exit status.
+//! lost; the platform (platform/reload/load_probe.rs) reads the verdict from the exit status.
 //! Load errors that `dlopen` reports (missing symbols, another contract) also exit 0: the
 //! platform repeats the load and reports those with full context.
 

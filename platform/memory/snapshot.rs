@@ -41,12 +41,10 @@ impl<'a> Snapshot<'a> {
         Ok(Self { buffer: arena.push_bytes_uninit(capacity, 64)?, len: 0 })
     }
 
-    pub fn len(&self) -> usize {
+    /// Bytes the last snapshot holds.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Copies the used part of `memory`'s permanent storage.

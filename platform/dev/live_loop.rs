@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use handmade_api::{button, GameButtonState, GameControllerInput, GameInput, GameMemory, LAYOUT_HASH, MAX_CONTROLLERS};
 use memmap2::MmapMut;
 
-use crate::snapshot::{permanent_bytes, used_permanent_bytes};
+use crate::memory::snapshot::{permanent_bytes, used_permanent_bytes};
 
 const MAGIC: [u8; 8] = *b"HMLOOP\x00\x02";
 const HEADER_BYTES: usize = 72;
@@ -196,7 +196,7 @@ impl LiveLoop {
         let (path, private_dir) = match path {
             Some(p) => (p, None),
             None => {
-                let dir = crate::game_code::private_dir("handmade-loop-")?;
+                let dir = crate::private_fs::private_dir("handmade-loop-")?;
                 (dir.path().join("loop.hml"), Some(dir))
             }
         };

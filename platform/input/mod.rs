@@ -1,6 +1,8 @@
 //! Keyboard (and scripted) input mapped into the contract's `GameInput`, Handmade Hero style:
 //! each button keeps whether it ended the frame down and how many times it changed.
 
+pub mod script;
+
 use handmade_api::{button, GameButtonState, GameInput};
 
 /// The keys the platform knows by name (the input script uses the same names).

@@ -29,7 +29,8 @@ impl<'a> Timings<'a> {
         self.max = self.max.max(d);
     }
 
-    pub fn count(&self) -> u64 {
+    #[cfg(test)]
+    fn count(&self) -> u64 {
         self.count
     }
 
@@ -129,14 +130,6 @@ pub fn resident_mib() -> f64 {
     pages * page / (1024.0 * 1024.0)
 }
 
-/// Parses a `stats:` line back into pairs (used by tests and reports).
-pub fn parse_line(line: &str) -> Vec<(String, String)> {
-    line.trim_start_matches("stats:")
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,8 +155,7 @@ mod tests {
         let t = Timings::new(&mut arena, Duration::from_millis(10)).unwrap();
         let c = Counters { frames: 600, ..Default::default() };
         let line = format_line(&c, &t, &t, 12.5);
-        let pairs = parse_line(&line);
         assert!(line.starts_with("stats: frames=600 "));
-        assert!(pairs.iter().any(|(k, v)| k == "resident_mib" && v == "12.5"));
+        assert!(line.split_whitespace().any(|kv| kv == "resident_mib=12.5"));
     }
 }

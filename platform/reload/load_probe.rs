@@ -1,5 +1,5 @@
 //! The load probe: before a new game library is `dlopen`ed into the running platform, a
-//! throwaway process (`handmade-probe`, platform/probe.rs) loads it first. A library that passes
+//! throwaway process (`handmade-probe`, platform/bin/probe.rs) loads it first. A library that passes
 //! every header check can still crash the loader (damaged relocations, a static initialiser that
 //! faults or never returns); then only the probe dies, and the platform says so in one line and
 //! keeps the code it has. Costs one short-lived process per new library (~2 ms), started
@@ -59,18 +59,6 @@ impl LoadProbe {
         Ok(ProbeRun { child: Some(child), started: Instant::now() })
     }
 
-    /// Loads `library` in a new process and waits for the verdict.
-    pub fn run(&self, library: &Path) -> ProbeResult {
-        match self.start(library) {
-            Ok(mut run) => loop {
-                match run.poll() {
-                    ProbeResult::Running => std::thread::sleep(Duration::from_micros(500)),
-                    done => return done,
-                }
-            },
-            Err(e) => ProbeResult::Broken(format!("cannot start {}: {e}", self.program.display())),
-        }
-    }
 }
 
 /// A probe in flight. Dropping it kills the process.
@@ -100,6 +88,18 @@ impl ProbeRun {
             (Some(0), _) => ProbeResult::Passed,
             (_, Some(signal)) => ProbeResult::Crashed { signal },
             (code, _) => ProbeResult::Broken(format!("the probe exited with {code:?}")),
+        }
+    }
+}
+
+impl ProbeRun {
+    /// Waits for the verdict (start-up and forced reloads, where the frame waits anyway).
+    pub fn wait(&mut self) -> ProbeResult {
+        loop {
+            match self.poll() {
+                ProbeResult::Running => std::thread::sleep(Duration::from_micros(500)),
+                done => return done,
+            }
         }
     }
 }

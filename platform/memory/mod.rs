@@ -1,6 +1,9 @@
 //! `PlatformMemoryBlock`: the one anonymous mapping reserved at start-up. Every byte the game
 //! and the platform's own arenas use after start-up comes from it.
 
+pub mod assets;
+pub mod snapshot;
+
 use std::fmt;
 
 use handmade_api::MemoryArena;

@@ -1,5 +1,5 @@
 //! Is this file a complete ELF shared object that the dynamic loader can map without
-//! faulting? Checked before a game library is copied and loaded (game_code.rs): a file still
+//! faulting? Checked before a game library is copied and loaded (reload/mod.rs): a file still
 //! being written is "incomplete" (try again later), anything else that fails is refused with
 //! one reason. What headers cannot show (damaged relocations, a crashing initialiser) is left
 //! to the load probe (load_probe.rs).
@@ -8,17 +8,25 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use crate::game_code::GameCodeError;
+/// Why a file is not (yet) a loadable library. The caller names the file.
+#[derive(Debug)]
+pub enum ElfError {
+    /// The file cannot be opened or read.
+    Io(std::io::Error),
+    /// Not a library we can load, with the one reason.
+    NotALibrary(&'static str),
+    /// A prefix of a library: a linker is still writing it.
+    Incomplete,
+}
 
 /// A complete ELF shared object ends with its section header table (the linker writes it last),
 /// so a file shorter than `e_shoff + e_shnum * e_shentsize` is still being written. A complete
 /// one must also have program headers the dynamic loader can follow without faulting: ld.so
 /// trusts them, and a segment past the end of the file is a SIGBUS inside `dlopen` (found by
 /// the `game_library` fuzz target, see tests/fuzz).
-/// Checks the file at `path`; errors name `shown_as` (the user's file, not our private copy).
-pub fn check_elf(path: &Path, shown_as: &Path) -> Result<(), GameCodeError> {
-    let missing = |source| GameCodeError::Missing { path: shown_as.into(), source };
-    let not_lib = |why| GameCodeError::NotALibrary { path: shown_as.into(), why };
+pub fn check_elf(path: &Path) -> Result<(), ElfError> {
+    let missing = ElfError::Io;
+    let not_lib = ElfError::NotALibrary;
     let mut file = File::open(path).map_err(missing)?;
     let len = file.metadata().map_err(missing)?.len();
     let mut header = [0u8; 64];
@@ -36,7 +44,7 @@ pub fn check_elf(path: &Path, shown_as: &Path) -> Result<(), GameCodeError> {
     }
     if got < header.len() {
         // Empty, or a prefix of an ELF header: a linker is still writing it.
-        return Err(GameCodeError::Incomplete { path: shown_as.into() });
+        return Err(ElfError::Incomplete);
     }
     if header[4] != 2 || header[5] != 1 {
         return Err(not_lib("not a 64-bit little-endian ELF file"));
@@ -49,7 +57,7 @@ pub fn check_elf(path: &Path, shown_as: &Path) -> Result<(), GameCodeError> {
     let shnum = u64::from(u16::from_le_bytes([header[0x3c], header[0x3d]]));
     let end = shoff.checked_add(shentsize * shnum).ok_or_else(|| not_lib("corrupt section header offset"))?;
     if end > len {
-        return Err(GameCodeError::Incomplete { path: shown_as.into() });
+        return Err(ElfError::Incomplete);
     }
     let segments = read_segments(&mut file, &header, len).map_err(not_lib)?;
     check_segments(&segments, len).map_err(not_lib)
@@ -183,7 +191,7 @@ mod tests {
     use super::*;
     use std::fs;
 
-    use crate::game_code::GameCode;
+    use crate::reload::GameCode;
 
     #[test]
     fn truncated_elf_is_incomplete() {
@@ -193,7 +201,7 @@ mod tests {
         let mut half = own[..own.len() / 2].to_vec();
         half[16] = 3; // pretend to be ET_DYN so only the length is wrong
         fs::write(&path, &half).unwrap();
-        assert!(matches!(check_elf(&path, &path), Err(GameCodeError::Incomplete { .. })));
+        assert!(matches!(check_elf(&path), Err(ElfError::Incomplete)));
     }
 
     fn own_head(keep: usize) -> Vec<u8> {
@@ -207,7 +215,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("own.so");
         fs::write(&path, own_head(usize::MAX)).unwrap();
-        check_elf(&path, &path).unwrap();
+        check_elf(&path).unwrap();
     }
 
     /// Regression (fuzz target `game_library`, seed `elf-head-no-sections`): a truncated ELF
@@ -265,10 +273,10 @@ mod tests {
         let len = own.len() as u64;
         own[0x20..0x28].copy_from_slice(&(len - 8).to_le_bytes()); // e_phoff near the end
         fs::write(&path, &own).unwrap();
-        let err = check_elf(&path, &path).unwrap_err().to_string();
+        let err = format!("{:?}", check_elf(&path).unwrap_err());
         assert!(err.contains("outside the file"), "{err}");
         own[0x36] = 32; // e_phentsize
         fs::write(&path, &own).unwrap();
-        assert!(check_elf(&path, &path).unwrap_err().to_string().contains("wrong entry size"));
+        assert!(format!("{:?}", check_elf(&path).unwrap_err()).contains("wrong entry size"));
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::game_build;
+use crate::dev::game_build;
 
 /// Quiet time after the last event before building: editors write, rename and chmod in bursts.
 const SETTLE: Duration = Duration::from_millis(8);
@@ -29,14 +29,12 @@ pub struct BuildEvent {
     /// Save seen by the watcher -> build started.
     pub detect: Duration,
     pub build: Duration,
-    pub finished_at: Instant,
 }
 
 /// The frame loop's end: cheap to poll every frame.
 pub struct BuildWatcher {
     events: Receiver<BuildEvent>,
     building: Receiver<()>,
-    source_dir: PathBuf,
 }
 
 impl BuildWatcher {
@@ -44,7 +42,7 @@ impl BuildWatcher {
     pub fn start(workspace: &Path, game_dir: &Path) -> io::Result<Self> {
         // Building and loading sources someone else can edit would run their code as us.
         for file in [game_dir.join("Cargo.toml"), game_dir.join("src/lib.rs")] {
-            crate::game_code::refuse_writable_by_others(&file).map_err(|e| io::Error::other(e.to_string()))?;
+            crate::private_fs::refuse_unsafe(&file, false).map_err(|e| io::Error::other(e.to_string()))?;
         }
         let inotify = Inotify::new()?;
         inotify.watch_tree(&game_dir.join("src"))?;
@@ -55,7 +53,7 @@ impl BuildWatcher {
         std::thread::Builder::new()
             .name("game-rebuild".into())
             .spawn(move || watch_and_build(inotify, &workspace, &tx, &building_tx))?;
-        Ok(Self { events, building, source_dir: game_dir.to_path_buf() })
+        Ok(Self { events, building })
     }
 
     /// A finished build, if one finished since the last call. Never blocks or allocates.
@@ -66,10 +64,6 @@ impl BuildWatcher {
     /// True once per build start (for the window title).
     pub fn build_started(&mut self) -> bool {
         self.building.try_recv().is_ok()
-    }
-
-    pub fn source_dir(&self) -> &Path {
-        &self.source_dir
     }
 }
 
@@ -102,7 +96,6 @@ fn watch_and_build(inotify: Inotify, workspace: &Path, done: &Sender<BuildEvent>
             saved_at,
             detect: build_start - seen,
             build: build_start.elapsed(),
-            finished_at: Instant::now(),
         };
         if event.ok {
             log::info!("game rebuilt in {:.0} ms", event.build.as_secs_f64() * 1e3);

@@ -7,6 +7,8 @@
 //! its text changes. Event types whose Rust conversion allocates (text input, drops) are
 //! disabled at the source.
 
+pub mod screenshot;
+
 use std::fmt;
 
 use handmade_api::{button, GameControllerInput, GameInput, MAX_CONTROLLERS};

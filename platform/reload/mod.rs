@@ -1,0 +1,513 @@
+//! Loading and reloading the game library (the reload protocol): notice a changed file, wait
+//! until it is complete, copy it to a new unique file in a private 0700 directory, test-load
+//! the copy in a throwaway process, `dlopen` it, check the contract, resolve every symbol, and
+//! only then swap, keeping the previous library for a rollback. Any failure keeps the running
+//! code and is said once. Like cr.h, the state is a few fields and one `Pending` enum.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+mod elf_check;
+mod error;
+mod library;
+mod load_probe;
+
+pub use error::GameCodeError;
+pub use library::{mapped_copies, GameFunctions};
+pub use load_probe::{LoadProbe, ProbeResult, ProbeRun};
+
+use crate::private_fs::{non_file_kind, private_dir, refuse_unsafe};
+use elf_check::{check_elf, ElfError};
+use library::LoadedLibrary;
+
+/// Polls (frames) a vanished library may stay away before the user is told.
+const MISSING_POLLS_BEFORE_WARNING: u32 = 30;
+
+/// Frames after a swap during which a crash rolls back to the previous library.
+pub const ROLLBACK_WINDOW: u32 = 60;
+
+/// The longest wait between retries of a transient failure, in polls (frames).
+const MAX_RETRY_POLLS: u32 = 64;
+
+/// What identifies one version of the library file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
+    /// A `chmod` that makes an unreadable library readable again is worth another try.
+    mode: u32,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = fs::metadata(path)?;
+        Ok(Self { modified: meta.modified()?, len: meta.len(), inode: meta.ino(), mode: meta.mode() })
+    }
+}
+
+/// What the reloader is waiting for. Exactly one of these at a time.
+enum Pending {
+    /// Nothing new on disk.
+    Idle,
+    /// A changed stamp seen at the previous poll; loaded once it holds still for one poll.
+    Settling(FileStamp),
+    /// A test load of this copy runs in a throwaway process.
+    Probing { run: ProbeRun, copy: PathBuf, stamp: FileStamp },
+    /// This stamp was refused or is still incomplete (said once): wait until the file changes.
+    Parked(FileStamp),
+    /// A transient failure (no process slot, no disk for the copy): try the same file again.
+    Retry { stamp: FileStamp, polls_left: u32, backoff: u32 },
+    /// The file has been gone for this many polls.
+    Missing(u32),
+}
+
+/// The library running now, and the file version it was copied from.
+struct Current {
+    library: LoadedLibrary,
+    stamp: FileStamp,
+}
+
+/// What `reload_if_changed` / `force_reload` did this frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReloadOutcome {
+    Unchanged,
+    /// A new library is being test-loaded in a probe process (started this frame or running).
+    Checking,
+    /// The library has been gone for a while (said once, this frame).
+    Missing,
+    Reloaded { load_time: Duration },
+    Failed,
+}
+
+pub struct GameCode {
+    source: PathBuf,
+    copies: Copies,
+    probe: Option<LoadProbe>,
+    current: Option<Current>,
+    /// The library that ran before the last swap, and frames since: a new build that crashes
+    /// within `ROLLBACK_WINDOW` frames goes back to it.
+    previous: Option<(LoadedLibrary, u32)>,
+    pending: Pending,
+}
+
+/// The private directory the loaded copies live in, and a counter for unique names.
+struct Copies {
+    dir: tempfile::TempDir,
+    made: u64,
+}
+
+impl GameCode {
+    /// Loads the library at `source`. Fails (with one clear line) if it cannot be used.
+    pub fn load(source: &Path) -> Result<Self, GameCodeError> {
+        let dir = private_dir("handmade-game-")
+            .map_err(|source| GameCodeError::PrivateCopy { path: std::env::temp_dir(), source })?;
+        let probe = LoadProbe::find();
+        if probe.is_none() {
+            log::debug!("no handmade-probe beside this executable: new libraries are loaded untested");
+        }
+        let mut code = Self {
+            source: source.to_path_buf(),
+            copies: Copies { dir, made: 0 },
+            probe,
+            current: None,
+            previous: None,
+            pending: Pending::Idle,
+        };
+        let stamp = code.stamp().map_err(|e| GameCodeError::Missing { path: source.into(), source: e })?;
+        code.load_now(stamp, &mut || {})?;
+        code.previous = None;
+        Ok(code)
+    }
+
+    /// The entry points of the running library.
+    pub fn functions(&self) -> GameFunctions {
+        self.current.as_ref().map_or(GameFunctions::STUBS, |c| c.library.functions)
+    }
+
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    pub fn copies_dir(&self) -> &Path {
+        self.copies.dir.path()
+    }
+
+    fn stamp(&self) -> std::io::Result<FileStamp> {
+        FileStamp::of(&self.source)
+    }
+
+    /// Polls the source file; reloads once a changed file has held still for one poll and is a
+    /// complete ELF file. Costs one `stat` when nothing changed. `before_swap` runs after the new
+    /// library passed every check, just before it replaces the running one.
+    pub fn reload_if_changed(&mut self, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
+        let stamp = match self.stamp() {
+            Ok(stamp) => stamp,
+            Err(e) => return self.note_missing(&e),
+        };
+        match std::mem::replace(&mut self.pending, Pending::Idle) {
+            Pending::Probing { run, copy, stamp: probed } if probed == stamp => {
+                return self.follow_probe(run, copy, stamp, before_swap)
+            }
+            // The file changed again under the probe: that copy is stale (the drop kills it).
+            Pending::Probing { copy, .. } => remove_copy(&copy),
+            Pending::Settling(settled) if settled == stamp => return self.begin(stamp, before_swap),
+            Pending::Retry { stamp: retried, polls_left: 0, backoff } if retried == stamp => {
+                // Kept while trying, so a second failure waits longer and is not said again.
+                self.pending = Pending::Retry { stamp, polls_left: 0, backoff };
+                return self.begin(stamp, before_swap);
+            }
+            Pending::Retry { stamp: retried, polls_left, backoff } if retried == stamp => {
+                self.pending = Pending::Retry { stamp, polls_left: polls_left - 1, backoff };
+                return ReloadOutcome::Unchanged;
+            }
+            Pending::Parked(parked) if parked == stamp => {
+                self.pending = Pending::Parked(parked);
+                return ReloadOutcome::Unchanged;
+            }
+            _ => {}
+        }
+        if self.current.as_ref().is_some_and(|c| c.stamp == stamp) {
+            return ReloadOutcome::Unchanged;
+        }
+        self.pending = Pending::Settling(stamp);
+        ReloadOutcome::Unchanged
+    }
+
+    /// Reloads now, whether or not the file changed (the full protocol: copy, load, check, swap).
+    pub fn force_reload(&mut self, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
+        let stamp = match self.stamp() {
+            Ok(stamp) => stamp,
+            Err(source) => {
+                let error = GameCodeError::Missing { path: self.source.clone(), source };
+                log::warn!("reload failed, keeping the loaded game: {error}");
+                return ReloadOutcome::Failed;
+            }
+        };
+        // A file that failed (or crashed and was rolled back) waits for a new build.
+        if matches!(self.pending, Pending::Parked(parked) if parked == stamp) {
+            return ReloadOutcome::Unchanged;
+        }
+        let start = Instant::now();
+        match self.load_now(stamp, before_swap) {
+            Ok(()) => ReloadOutcome::Reloaded { load_time: start.elapsed() },
+            Err(e) => self.fail(stamp, e),
+        }
+    }
+
+    /// The writer says the file is complete (cargo finished): skip the one-poll settle.
+    pub fn mark_settled(&mut self) {
+        if let (Ok(stamp), Pending::Idle | Pending::Settling(_)) = (self.stamp(), &self.pending) {
+            self.pending = Pending::Settling(stamp);
+        }
+    }
+
+    /// Goes back to the library that ran before the last swap (the new one is dlclosed). The
+    /// file that crashed is not loaded again until it changes.
+    pub fn roll_back(&mut self) -> bool {
+        let Some((library, _)) = self.previous.take() else { return false };
+        let crashed = self.current.as_ref().map(|c| c.stamp);
+        if let (Some(current), Some(stamp)) = (self.current.as_mut(), crashed) {
+            current.library = library;
+            self.pending = Pending::Parked(stamp);
+        }
+        true
+    }
+
+    /// Called once per frame: closes the rollback target when the window has passed. Returns
+    /// true on the frame that closed it.
+    pub fn end_frame(&mut self) -> bool {
+        let Some((_, frames)) = self.previous.as_mut() else { return false };
+        *frames += 1;
+        if *frames < ROLLBACK_WINDOW {
+            return false;
+        }
+        self.previous = None;
+        true
+    }
+
+    /// Start-up and forced reloads: every step at once, waiting for the probe.
+    fn load_now(&mut self, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> Result<(), GameCodeError> {
+        let copy = self.copy_checked()?;
+        if self.needs_probe(stamp) {
+            let verdict = match self.probe.as_ref().map(|p| p.start(&copy)) {
+                Some(Ok(mut run)) => run.wait(),
+                Some(Err(e)) => ProbeResult::Broken(format!("cannot start the probe: {e}")),
+                None => ProbeResult::Passed,
+            };
+            if let Err(e) = self.verdict(verdict) {
+                remove_copy(&copy);
+                return Err(e);
+            }
+        }
+        self.install(&copy, stamp, before_swap)
+    }
+
+    /// A settled new file: check and copy it, then start its test load (or load it now when
+    /// there is no probe program).
+    fn begin(&mut self, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
+        let start = Instant::now();
+        let copy = match self.copy_checked() {
+            Ok(copy) => copy,
+            Err(e) => return self.fail(stamp, e),
+        };
+        let started = match (&self.probe, self.needs_probe(stamp)) {
+            (Some(probe), true) => probe.start(&copy),
+            _ => {
+                return match self.install(&copy, stamp, before_swap) {
+                    Ok(()) => ReloadOutcome::Reloaded { load_time: start.elapsed() },
+                    Err(e) => self.fail(stamp, e),
+                }
+            }
+        };
+        match started {
+            Ok(run) => {
+                self.pending = Pending::Probing { run, copy, stamp };
+                ReloadOutcome::Checking
+            }
+            Err(e) => {
+                remove_copy(&copy);
+                let message = format!("cannot start the probe process: {e}");
+                self.fail(stamp, GameCodeError::Probe { path: self.source.clone(), message })
+            }
+        }
+    }
+
+    fn follow_probe(
+        &mut self,
+        mut run: ProbeRun,
+        copy: PathBuf,
+        stamp: FileStamp,
+        before_swap: &mut dyn FnMut(),
+    ) -> ReloadOutcome {
+        let verdict = run.poll();
+        if matches!(verdict, ProbeResult::Running) {
+            self.pending = Pending::Probing { run, copy, stamp };
+            return ReloadOutcome::Checking;
+        }
+        let start = Instant::now();
+        let result = self.verdict(verdict).and_then(|()| self.install(&copy, stamp, before_swap));
+        remove_copy(&copy);
+        match result {
+            Ok(()) => ReloadOutcome::Reloaded { load_time: start.elapsed() },
+            Err(e) => self.fail(stamp, e),
+        }
+    }
+
+    /// A forced reload of the file already running skips the probe: it passed once.
+    fn needs_probe(&self, stamp: FileStamp) -> bool {
+        self.probe.is_some() && !self.current.as_ref().is_some_and(|c| c.stamp == stamp)
+    }
+
+    fn verdict(&self, verdict: ProbeResult) -> Result<(), GameCodeError> {
+        let path = self.source.clone();
+        match verdict {
+            ProbeResult::Passed => Ok(()),
+            ProbeResult::Crashed { signal } => Err(GameCodeError::CrashesOnLoad { path, signal }),
+            ProbeResult::Hung => Err(GameCodeError::HangsOnLoad { path }),
+            ProbeResult::Running => Err(GameCodeError::Probe { path, message: "the probe is still running".into() }),
+            ProbeResult::Broken(message) => Err(GameCodeError::Probe { path, message }),
+        }
+    }
+
+    /// Says a failure once per file version. A transient one is retried with a growing wait;
+    /// anything else waits for the file to change.
+    fn fail(&mut self, stamp: FileStamp, error: GameCodeError) -> ReloadOutcome {
+        let said = match &self.pending {
+            Pending::Parked(s) | Pending::Retry { stamp: s, .. } => *s == stamp,
+            _ => false,
+        };
+        let backoff = match self.pending {
+            Pending::Retry { stamp: s, backoff, .. } if s == stamp => (backoff * 2).min(MAX_RETRY_POLLS),
+            _ => 1,
+        };
+        if let GameCodeError::Incomplete { .. } = error {
+            if !said {
+                log::info!("{error}; waiting for it to change");
+            }
+            self.pending = Pending::Parked(stamp);
+            return ReloadOutcome::Unchanged;
+        }
+        if error.is_transient() {
+            if !said {
+                log::warn!("reload failed, keeping the loaded game: {error}; retrying");
+            }
+            self.pending = Pending::Retry { stamp, polls_left: backoff, backoff };
+        } else {
+            log::warn!("reload failed, keeping the loaded game: {error}");
+            self.pending = Pending::Parked(stamp);
+        }
+        ReloadOutcome::Failed
+    }
+
+    fn note_missing(&mut self, error: &std::io::Error) -> ReloadOutcome {
+        // Deleted or being replaced: keep running the loaded code and look again later. A
+        // linker replaces the file in a blink; say so only if it stays gone.
+        let polls = match self.pending {
+            Pending::Missing(polls) => polls.saturating_add(1),
+            _ => 1,
+        };
+        self.pending = Pending::Missing(polls);
+        if polls == MISSING_POLLS_BEFORE_WARNING {
+            log::warn!(
+                "game library {} is gone ({error}); the loaded code keeps running until it is back",
+                self.source.display()
+            );
+            return ReloadOutcome::Missing;
+        }
+        ReloadOutcome::Unchanged
+    }
+
+    /// Checks the file where it is (cheap: its path, type and headers), then copies it to a
+    /// new name in the private directory and checks the copy: what is checked is then exactly
+    /// what is loaded, even if the source changes again meanwhile.
+    fn copy_checked(&mut self) -> Result<PathBuf, GameCodeError> {
+        let source = self.source.clone();
+        refuse_unsafe(&source, false).map_err(GameCodeError::Unsafe)?;
+        check_elf(&source).map_err(|e| elf_error(e, &source))?;
+        let copy = self.copies.dir.path().join(format!("game-{}.so", self.copies.made));
+        self.copies.made += 1;
+        let private = |source| GameCodeError::PrivateCopy { path: copy.clone(), source };
+        let result = copy_regular_file(&source, &copy);
+        let copied = match result {
+            Ok(copied) => copied,
+            Err(CopyError::From(e)) => return Err(e),
+            Err(CopyError::To(e)) => {
+                remove_copy(&copy);
+                return Err(private(e));
+            }
+        };
+        debug_assert!(copied > 0);
+        if let Err(e) = check_elf(&copy) {
+            remove_copy(&copy);
+            return Err(elf_error(e, &source));
+        }
+        Ok(copy)
+    }
+
+    /// Loads the copy, checks the contract, resolves every symbol, then swaps.
+    fn install(&mut self, copy: &Path, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> Result<(), GameCodeError> {
+        let library = LoadedLibrary::open(copy, &self.source);
+        // The mapping keeps the code alive; the directory stays empty between reloads.
+        remove_copy(copy);
+        let library = library?;
+        before_swap();
+        // The running library becomes the rollback target; the one before it is dlclosed here.
+        let old = self.current.replace(Current { library, stamp });
+        self.previous = old.map(|c| (c.library, 0));
+        self.pending = Pending::Idle;
+        Ok(())
+    }
+}
+
+fn remove_copy(copy: &Path) {
+    let _ = fs::remove_file(copy);
+}
+
+fn elf_error(error: ElfError, source: &Path) -> GameCodeError {
+    match error {
+        ElfError::Io(e) => GameCodeError::Missing { path: source.into(), source: e },
+        ElfError::NotALibrary(why) => GameCodeError::NotALibrary { path: source.into(), why },
+        ElfError::Incomplete => GameCodeError::Incomplete { path: source.into() },
+    }
+}
+
+enum CopyError {
+    From(GameCodeError),
+    To(std::io::Error),
+}
+
+/// Copies `from` to a new file `to`. `from` is opened without blocking and must still be a
+/// regular file once open (a FIFO swapped in after the check would block `open` forever).
+fn copy_regular_file(from: &Path, to: &Path) -> Result<u64, CopyError> {
+    let read_error = |source| CopyError::From(GameCodeError::Missing { path: from.into(), source });
+    let mut input =
+        fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(from).map_err(read_error)?;
+    let meta = input.metadata().map_err(read_error)?;
+    if let Some(what) = non_file_kind(&meta) {
+        let unsafe_path = crate::private_fs::UnsafePath::NotAFile { path: from.into(), what };
+        return Err(CopyError::From(GameCodeError::Unsafe(unsafe_path)));
+    }
+    let mut output = fs::File::create(to).map_err(CopyError::To)?;
+    // io::copy uses copy_file_range between two files; reading errors are the source's.
+    let mut probe = [0u8; 0];
+    input.read(&mut probe).map_err(read_error)?;
+    std::io::copy(&mut input, &mut output).map_err(CopyError::To)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reloader with nothing loaded yet, watching `source`.
+    fn watching(source: &Path) -> GameCode {
+        let dir = private_dir("handmade-test-").unwrap();
+        GameCode {
+            source: source.into(),
+            copies: Copies { dir, made: 0 },
+            probe: None,
+            current: None,
+            previous: None,
+            pending: Pending::Idle,
+        }
+    }
+
+    #[test]
+    fn rejects_files_that_are_not_libraries() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text.so");
+        fs::write(&text, b"hello, this is not ELF at all, but long enough to hold a header.....").unwrap();
+        let err = GameCode::load(&text).err().unwrap();
+        assert!(err.to_string().contains("no ELF magic number"), "{err}");
+        let missing = GameCode::load(&dir.path().join("nope.so")).err().unwrap();
+        assert!(missing.to_string().contains("cannot be read"), "{missing}");
+    }
+
+    #[test]
+    fn a_fifo_or_a_directory_is_refused_without_blocking() {
+        let dir = private_dir("handmade-test-").unwrap();
+        let fifo = dir.path().join("libgame.so");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path for the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let err = GameCode::load(&fifo).err().unwrap().to_string();
+        assert!(err.contains("is a FIFO, not a file"), "{err}");
+        let err = GameCode::load(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("is a directory, not a file") && !err.contains("private directory"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_library_is_checked_in_place_and_never_copied() {
+        let dir = private_dir("handmade-test-").unwrap();
+        let path = dir.path().join("libgame.so");
+        let own = fs::read("/proc/self/exe").unwrap();
+        fs::write(&path, &own[..own.len() / 2]).unwrap();
+        let mut code = watching(&path);
+        for _ in 0..100 {
+            assert_eq!(code.reload_if_changed(&mut || {}), ReloadOutcome::Unchanged);
+        }
+        assert_eq!(code.copies.made, 0, "the file is checked where it is, not copied each frame");
+        assert!(matches!(code.pending, Pending::Parked(_)), "waits for the file to change");
+        assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn transient_failures_are_retried_with_a_growing_wait() {
+        let dir = private_dir("handmade-test-").unwrap();
+        let path = dir.path().join("libgame.so");
+        fs::write(&path, fs::read("/proc/self/exe").unwrap()).unwrap();
+        let mut code = watching(&path);
+        let stamp = code.stamp().unwrap();
+        let transient = || GameCodeError::Probe { path: path.clone(), message: "EAGAIN".into() };
+        assert_eq!(code.fail(stamp, transient()), ReloadOutcome::Failed);
+        assert!(matches!(code.pending, Pending::Retry { polls_left: 1, backoff: 1, .. }));
+        assert_eq!(code.fail(stamp, transient()), ReloadOutcome::Failed);
+        assert!(matches!(code.pending, Pending::Retry { polls_left: 2, backoff: 2, .. }));
+        let bad = GameCodeError::NotALibrary { path: path.clone(), why: "no" };
+        code.fail(stamp, bad);
+        assert!(matches!(code.pending, Pending::Parked(_)), "a bad library waits for a new file");
+    }
+}
