@@ -160,6 +160,9 @@ struct Platform<'a> {
     reload_times: Timings<'a>,
     game: GameCode,
     game_paused: bool,
+    /// The keyboard, pad and script as they are, kept apart from `input` (what the game sees
+    /// this frame), which a live-loop replay overwrites: leaving playback leaves no key stuck.
+    live_input: GameInput,
     input: GameInput,
     script: Option<InputScript>,
     window: Option<Video>,
@@ -216,6 +219,7 @@ impl<'a> Platform<'a> {
             reload_times,
             game,
             game_paused: false,
+            live_input: GameInput::default(),
             input: GameInput::default(),
             script,
             window,
@@ -255,17 +259,19 @@ impl<'a> Platform<'a> {
 
     /// Input: the script's events for this frame, then the window's.
     fn read_input(&mut self) -> Continue {
-        input::begin_frame(&mut self.input, self.frame_index, self.pacing.budget.as_secs_f32());
+        let live = &mut self.live_input;
+        input::begin_frame(live, self.frame_index, self.pacing.budget.as_secs_f32());
         let mut quit = false;
         if let Some(script) = self.script.as_mut() {
             for event in script.events_for(self.frame_index) {
                 quit |= event.key == Key::Escape && event.down;
-                input::apply_key(&mut self.input, event.key, event.down);
+                input::apply_key(live, event.key, event.down);
             }
         }
         if let Some(window) = self.window.as_mut() {
-            quit |= window.pump_events(&mut self.input);
+            quit |= window.pump_events(live);
         }
+        self.input = *live;
         if quit {
             Continue::No
         } else {
@@ -377,9 +383,6 @@ impl<'a> Platform<'a> {
         let queued_before = self.audio.status().queued_frames; // as `frames_wanted` just measured it
         let (status, count_from_game) = self.call_output_sound(left, right, wanted);
         let failed = status != GameStatus::Ok;
-        if failed {
-            self.recover("game_output_sound", status);
-        }
         let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
         self.check_samples(l, r, wanted, count_from_game);
         self.fade(l, r, failed);
@@ -399,6 +402,10 @@ impl<'a> Platform<'a> {
         });
         self.sound.running_sample_index += wanted as u64;
         self.counters.sound_frames += wanted as u64;
+        // After the sound is out: recovering (its log line, a rollback) is not the sound path.
+        if failed {
+            self.recover("game_output_sound", status);
+        }
         failed
     }
 

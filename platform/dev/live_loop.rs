@@ -187,6 +187,9 @@ pub struct LiveLoop {
     header: Header,
     mode: LoopMode,
     cursor: u64,
+    /// Playback was just switched on: it starts at the next frame, so this frame's sound can
+    /// fade out before the snapshot is restored (no click at the first seam).
+    starting: bool,
     max_frames: u64,
 }
 
@@ -218,6 +221,7 @@ impl LiveLoop {
             header,
             mode: LoopMode::Off,
             cursor: 0,
+            starting: false,
             max_frames,
         })
     }
@@ -258,6 +262,17 @@ impl LiveLoop {
                 header.permanent_base, permanent_base
             )));
         }
+        let same_file = |other: &PathBuf| other.canonicalize().ok() == path.canonicalize().ok();
+        let record_to = match record_to {
+            Some(other) if same_file(&other) => {
+                log::warn!(
+                    "--loop-file names the recording being played ({}); new recordings go to a private directory",
+                    path.display()
+                );
+                None
+            }
+            other => other,
+        };
         let mut live = Self::new(record_to, header.max_frames).map_err(|e| io("make a directory for recordings", e))?;
         live.file = Some(file);
         live.map = Some(map);
@@ -276,6 +291,8 @@ impl LiveLoop {
             LoopMode::Recording => {
                 self.finish_recording();
                 self.cursor = 0;
+                self.starting = true;
+                log::info!("live loop: playing {} recorded frames", self.header.frame_count);
                 LoopMode::Playing
             }
             LoopMode::Playing => {
@@ -334,7 +351,6 @@ impl LiveLoop {
         self.header.complete = 1;
         self.header.write(&mut map[..HEADER_BYTES]);
         let _ = map.flush_async();
-        log::info!("live loop: playing {} recorded frames", self.header.frame_count);
     }
 
     /// Per frame, before the game's update: records the live input, or replaces it with the
@@ -350,9 +366,14 @@ impl LiveLoop {
                 self.header.frame_count += 1;
                 if self.header.frame_count == self.max_frames {
                     self.finish_recording();
+                    log::info!("live loop: recording full; playing {} recorded frames", self.header.frame_count);
                     self.mode = LoopMode::Playing;
                     self.cursor = 0;
                 }
+                LoopStep::Live
+            }
+            LoopMode::Playing if self.starting => {
+                self.starting = false;
                 LoopStep::Live
             }
             LoopMode::Playing => {
@@ -497,6 +518,9 @@ mod tests {
             assert_eq!(live.begin_frame(&mut input, &memory), LoopStep::Live);
         }
         assert_eq!(live.toggle(&memory).unwrap(), LoopMode::Playing);
+        assert!(live.restarts_next_frame(), "the toggle frame fades out: playback starts next frame");
+        let mut toggle_frame = GameInput { frame_index: 9, ..Default::default() };
+        assert_eq!(live.begin_frame(&mut toggle_frame, &memory), LoopStep::Live, "the toggle frame stays live");
         storage[0] = 99; // the game moved on
         let mut seen = Vec::new();
         for frame in 10..16 {
@@ -524,6 +548,13 @@ mod tests {
         assert_ne!(replaying.path(), live.path(), "new recordings never overwrite the one played");
         replaying.toggle(&memory).unwrap(); // playing -> off
         assert_eq!(std::fs::read(live.path()).unwrap(), bytes);
+        // Even when --loop-file names the file being played.
+        let mut same = LiveLoop::open_recording(live.path(), base, 8192, Some(live.path().into())).unwrap();
+        assert_ne!(same.path(), live.path());
+        same.toggle(&memory).unwrap(); // playing -> off
+        same.toggle(&memory).unwrap(); // off -> recording, elsewhere
+        same.finish();
+        assert_eq!(std::fs::read(live.path()).unwrap(), bytes, "the played file is untouched");
     }
 
     #[test]

@@ -85,10 +85,6 @@ impl PlatformMemoryBlock {
         Ok(Self { map, layout })
     }
 
-    pub fn layout(&self) -> MemoryLayout {
-        self.layout
-    }
-
     pub fn len(&self) -> usize {
         self.map.len()
     }
