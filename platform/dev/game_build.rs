@@ -6,10 +6,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The workspace this binary was built from, if it is still there.
+/// Is `dir` a checkout of this project (a workspace with the demo game)?
+fn is_checkout(dir: &Path) -> bool {
+    dir.join("Cargo.toml").is_file() && dir.join("game/Cargo.toml").is_file()
+}
+
+/// The checkout the running binary belongs to, found at run time: from the executable's own
+/// path (`target/<profile>/handmade`, then up), then from the current directory, and only when
+/// neither is in a checkout, the path it was built at. A copied checkout (with its `target/`)
+/// so builds, loads and watches its own game, not the original's.
 pub fn workspace_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    dir.join("game/Cargo.toml").is_file().then_some(dir)
+    let up_from = |start: PathBuf| start.ancestors().find(|d| is_checkout(d)).map(Path::to_path_buf);
+    let from_exe = std::env::current_exe().ok().and_then(|exe| up_from(exe.parent()?.to_path_buf()));
+    let found = from_exe.or_else(|| std::env::current_dir().ok().and_then(up_from));
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    found.or_else(|| is_checkout(&built).then_some(built))
 }
 
 /// The Cargo profile the game is built with.
@@ -21,23 +32,30 @@ pub fn game_profile() -> &'static str {
     }
 }
 
-/// Where that profile puts `libgame.so`, honouring the target dir this binary was built with
-/// (or `CARGO_TARGET_DIR` now, if set).
-pub fn default_game_library() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("HANDMADE_TARGET_DIR")));
+/// The target directory for `workspace`: `CARGO_TARGET_DIR` if set; the one this binary was
+/// built into if it belongs to `workspace`; otherwise `workspace/target` (a moved checkout).
+pub fn target_dir(workspace: Option<&Path>) -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return dir.into();
+    }
+    let built = PathBuf::from(env!("HANDMADE_TARGET_DIR"));
+    match workspace {
+        Some(workspace) if !built.starts_with(workspace) => workspace.join("target"),
+        _ => built,
+    }
+}
+
+/// Where the game profile puts `libgame.so` for `workspace`.
+pub fn default_game_library(workspace: Option<&Path>) -> PathBuf {
     let dir = if game_profile() == "dev" { "debug" } else { game_profile() };
-    target.join(dir).join("libgame.so")
+    target_dir(workspace).join(dir).join("libgame.so")
 }
 
 /// The `cargo build` command that (re)builds the game library of `workspace`.
 pub fn cargo_build_command(workspace: &Path) -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace).args(["build", "--quiet", "-p", "game", "--profile", game_profile()]);
-    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
-        cmd.env("CARGO_TARGET_DIR", env!("HANDMADE_TARGET_DIR"));
-    }
+    cmd.env("CARGO_TARGET_DIR", target_dir(Some(workspace)));
     cmd
 }
 
@@ -91,8 +109,13 @@ pub fn resolve_game_library(flag: Option<&Path>, workspace: Option<&Path>) -> Pa
     if let Some(path) = flag {
         return path.to_path_buf();
     }
-    let library = default_game_library();
-    if let Some(workspace) = workspace.map(Path::to_path_buf).or_else(workspace_dir) {
+    let workspace = workspace.map(Path::to_path_buf).or_else(workspace_dir);
+    let library = default_game_library(workspace.as_deref());
+    if let Some(workspace) = workspace {
+        let built_at = Path::new(env!("CARGO_MANIFEST_DIR"));
+        if workspace != built_at {
+            log::info!("using the checkout at {} (this binary was built at {})", workspace.display(), built_at.display());
+        }
         if let Err(e) = build_game(&workspace) {
             log::warn!("could not build the game ({e}); using {} as it is", library.display());
         }

@@ -23,20 +23,38 @@ impl fmt::Display for AssetError {
 
 impl std::error::Error for AssetError {}
 
-/// `data/` of the workspace this binary was built from, else `./data`.
+/// `data/` of the checkout this binary belongs to (found at run time), else `./data`.
 pub fn default_data_dir() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
-    if built.is_dir() {
-        built
-    } else {
-        PathBuf::from("data")
-    }
+    crate::dev::game_build::workspace_dir().map_or_else(|| PathBuf::from("data"), |w| w.join("data"))
 }
 
+/// The most bytes a WAV of `MAX_SAMPLE_FRAMES` stereo 32-bit frames takes, plus room for chunks.
+const MAX_WAV_BYTES: u64 = MAX_SAMPLE_FRAMES as u64 * 8 + (1 << 20);
+
 /// Decodes a mono or stereo 8/16/24/32-bit integer or 32-bit float WAV into two channels.
+/// The file's type and size are checked before anything is read, and no more than
+/// `MAX_WAV_BYTES` is ever read: a FIFO does not block start-up, `/dev/zero` does not eat memory.
 pub fn load_wav(path: &Path, arena: &mut MemoryArena<'_>) -> Result<GameSample, AssetError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let err = |reason: String| AssetError { path: path.to_path_buf(), reason };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| err(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| err(e.to_string()))?;
+    if let Some(what) = crate::private_fs::non_file_kind(&meta) {
+        return Err(err(format!("it is {what}, not a WAV file")));
+    }
+    if meta.len() > MAX_WAV_BYTES {
+        return Err(err(format!("{} bytes; the most a sample may take is {MAX_WAV_BYTES}", meta.len())));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_WAV_BYTES + 1).read_to_end(&mut bytes).map_err(|e| err(e.to_string()))?;
+    if bytes.len() as u64 > MAX_WAV_BYTES {
+        return Err(err(format!("it grew past {MAX_WAV_BYTES} bytes while being read")));
+    }
     decode_wav(&bytes, arena).map_err(err)
 }
 
@@ -96,6 +114,24 @@ fn samples_f32<'r>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mkfifo is a system call")]
+    fn a_fifo_or_a_device_is_refused_before_any_read() {
+        let mut backing = vec![0u8; 1 << 16];
+        let mut arena = MemoryArena::new("assets", &mut backing);
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("loop.wav");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path for the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let err = load_wav(&fifo, &mut arena).unwrap_err().to_string();
+        assert!(err.contains("it is a FIFO, not a WAV file"), "{err}");
+        let link = dir.path().join("zero.wav");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let err = load_wav(&link, &mut arena).unwrap_err().to_string();
+        assert!(err.contains("it is a device, not a WAV file"), "{err}");
+    }
 
     fn wav_bytes(channels: u16, frames: usize) -> Vec<u8> {
         let spec = hound::WavSpec {
