@@ -74,9 +74,9 @@ fn main() {
             if continuous { "continuous" } else { "NOT continuous" }
         ),
         if continuous {
-            "the phase and running sample index are in the memory block, which the reload does not touch; only code is swapped, between two frames"
+            "checked on every sample written, across each reload boundary: the output matched the ideal tone at its running sample index, so the phase carried over each code swap"
         } else {
-            "the output departs from the ideal tone: look for a reset of the phase (state kept in a static of the library instead of permanent storage) near the boundaries"
+            "checked on every sample written: the output departs from the ideal tone; look near the reload boundaries for a reset of the phase"
         },
     );
     if let Some(&b) = boundaries.first() {

@@ -31,6 +31,7 @@ fn main() {
     let mut play_cursor = 0usize;
     let mut cursor_log = Vec::new();
     let mut underrun_frames = 0;
+    let mut silent: Vec<usize> = Vec::new(); // indices of `played` the device filled with silence
     for f in 0..frames {
         // Write: top the queue up to the latency target (what frames_wanted does).
         while queue.len() < latency {
@@ -43,6 +44,7 @@ fn main() {
             match queue.pop_front() {
                 Some(s) => played.push(s),
                 None => {
+                    silent.push(played.len());
                     played.push(0.0);
                     underrun_frames += 1;
                 }
@@ -77,17 +79,44 @@ fn main() {
             clicks.len()
         ),
         &format!(
-            "in the stalled frame the device played {:.1} ms (one frame plus the {stall_ms} ms stall) from a queue holding {:.1} ms, so it ran dry for {:.1} ms: one click going into the gap, one coming out",
+            "in the stalled frame the device played {:.1} ms (one frame plus the {stall_ms} ms stall) from a queue holding {:.1} ms, so it ran dry for {:.1} ms; {}",
             (FRAME + stall_frames) as f64 * 1e3 / RATE as f64,
             latency as f64 * 1e3 / RATE as f64,
-            underrun_frames as f64 * 1e3 / RATE as f64
+            underrun_frames as f64 * 1e3 / RATE as f64,
+            click_places(&clicks, &silent)
         ),
     );
-    let around = clicks.first().copied().unwrap_or(0);
-    let window = around.saturating_sub(400)..(around + 1400).min(played.len());
+    // Both edges of the gap, with 400 samples either side.
+    let first = clicks.first().or(silent.first()).copied().unwrap_or(0);
+    let last = clicks.last().or(silent.last()).copied().unwrap_or(first);
+    let window = first.saturating_sub(400)..(last + 400).min(played.len());
     let mut plot = Plot::new().series(window.clone().map(|i| (i as f64, played[i] as f64)));
     for &c in &clicks {
         plot = plot.marker(c as f64);
     }
-    plot.save("l4_4_clicks", "x: sample played, y: amplitude; red: output, dashed: detected clicks");
+    plot.save(
+        "l4_4_clicks",
+        &format!(
+            "x: sample played, y: amplitude; red: output around the gap (samples {}..{}), dashed: the {} detected clicks",
+            window.start,
+            window.end,
+            clicks.len()
+        ),
+    );
+}
+
+/// Where the detected clicks sit relative to the silent gap, as checked on the samples.
+fn click_places(clicks: &[usize], silent: &[usize]) -> String {
+    let (Some(&start), Some(&end)) = (silent.first(), silent.last()) else {
+        return format!("no silence was played, and {} click(s) were detected", clicks.len());
+    };
+    let into = clicks.contains(&start);
+    let out = clicks.contains(&(end + 1));
+    let others = clicks.iter().filter(|&&c| c != start && c != end + 1).count();
+    format!(
+        "checked on the samples: {} at the first silent sample ({start}), {} at the first sample after the gap ({}), {others} elsewhere",
+        if into { "a click" } else { "no click" },
+        if out { "a click" } else { "no click" },
+        end + 1
+    )
 }

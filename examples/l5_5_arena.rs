@@ -83,9 +83,9 @@ fn main() {
             if same { "constant" } else { "DIFFERENT" }
         ),
         if same {
-            "every frame's memory comes from arenas carved at start-up and temporary memory hands it back each frame, so the mark is set in the first frames and never moves"
+            "the platform's high-water mark of its arenas, read after both runs, was the same after the long run as after the short one: no frame pushed past what the first frames did"
         } else {
-            "the mark moved: something pushes into a permanent arena per frame (a leak in arena form); find the push outside temporary memory"
+            "the high-water mark read after the long run is higher than after the short one: frames kept pushing into an arena beyond the first ones"
         },
     );
 }

@@ -64,10 +64,12 @@ fn main() {
             handmade::frame_loop::WARMUP_FRAMES,
             if active { "active" } else { "INACTIVE" }
         ),
-        if sound == "0" {
-            "the game fills the platform's stack buffer from arena state, and the backend converts into storage it allocated when it opened; start-up allocations are expected and happen once"
-        } else {
-            "something in the sound path allocates: run under `ltrace -e malloc` or break on malloc in gdb during game_output_sound to find it"
-        },
+        &format!(
+            "the counting allocator ({}) counted {} inside the sound path over the whole run and {} after warm-up in the whole process{}",
+            if active { "shown active by the control allocation above" } else { "NOT active: these zeros mean nothing" },
+            if sound == "0" { "no allocation".to_string() } else { format!("{sound} allocation(s)") },
+            if after_warmup == "0" { "none".to_string() } else { after_warmup.to_string() },
+            if sound == "0" { "" } else { "; break on malloc in gdb during game_output_sound to find them" }
+        ),
     );
 }
