@@ -6,6 +6,7 @@
 //! `handmade_api::guard`, so a panic becomes a status code instead of an abort.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod controls;
 mod render;
 mod sound;
 mod state;
@@ -71,7 +72,7 @@ pub unsafe extern "C" fn game_output_sound(memory: *mut GameMemory, sound: *mut 
         if state.sound.running_sample_index > 0 {
             panic!("panic-sound variant: sound failed on purpose");
         }
-        sound::output(state, &memory.assets.loop_sample, sound);
+        sound::output(&state.controls, &mut state.sound, &mut state.mixer, &memory.assets.loop_sample, sound);
         #[cfg(feature = "bad-sound")]
         write_garbage(state.sound.running_sample_index, sound);
         GameStatus::Ok

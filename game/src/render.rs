@@ -4,7 +4,8 @@
 
 use handmade_api::{AudioSyncRing, GameMemory, GameOffscreenBuffer};
 
-use crate::sound::{Waveform, SCOPE_FRAMES};
+use crate::controls::Waveform;
+use crate::sound::SCOPE_FRAMES;
 use crate::state::{GameState, MAX_VOLUME};
 
 const WHITE: u32 = 0x00ff_ffff;

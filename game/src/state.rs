@@ -5,7 +5,8 @@
 
 use handmade_api::{button, GameInput, GameMemory, GameSample, MemoryArena};
 
-use crate::sound::{Mixer, SoundState, Waveform};
+use crate::controls::{Controls, Waveform};
+use crate::sound::{Mixer, SoundState};
 
 /// Marks initialised storage; bump it when `GameState` (or a type inside it, such as the
 /// toolkit's `Pool`/`DelayLine`) changes shape so old state is not misread after a reload.
@@ -16,19 +17,6 @@ const PLAYER_SPEED: f32 = 0.4;
 /// Volume change per second while `q`/`e` (or a shoulder button) is held.
 const VOLUME_SPEED: f32 = 1.0;
 pub const MAX_VOLUME: f32 = 2.0;
-
-/// What the player controls. `x` drives the pan, `y` the pitch; (0.5, 0.5) with volume 1 is
-/// the plain 256 Hz sine the other tests listen for.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Controls {
-    pub player_x: f32,
-    pub player_y: f32,
-    pub volume: f32,
-    pub waveform: Waveform,
-    /// Whether the tone feeds the echo (the loop always does).
-    pub tone_echo: bool,
-}
 
 #[repr(C)]
 pub struct GameState {
