@@ -10,7 +10,7 @@
 use core::f64::consts::{FRAC_PI_2, SQRT_2, TAU};
 
 use handmade_api::rt::{DelayLine, Pool, PoolHandle};
-use handmade_api::{ArenaError, GameSample, GameSoundOutputBuffer, MemoryArena, MAX_SOUND_FRAMES};
+use handmade_api::{ArenaError, GameSample, GameSoundOutputBuffer, MemoryArena, StateLayout, MAX_SOUND_FRAMES};
 
 use crate::controls::{Controls, Waveform};
 
@@ -86,7 +86,7 @@ pub fn pan_gains(x: f32) -> [f32; 2] {
 
 /// The running part of the sound, in permanent storage.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, StateLayout)]
 pub struct SoundState {
     /// Phase in cycles, 0..1; kept in f64 so it does not drift over an hour.
     pub phase: f64,
@@ -140,7 +140,7 @@ impl SoundState {
 }
 
 /// One playing copy of the loop sample.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, StateLayout)]
 pub struct Voice {
     /// Frame position in the sample (fractional: the sample's rate may differ from ours).
     position: f64,
@@ -151,6 +151,7 @@ pub struct Voice {
 const SILENT_VOICE: Voice = Voice { position: 0.0, fade: 0.0, releasing: false };
 
 /// The mixer: a fixed pool of loop voices and an echo fed by a send bus.
+#[derive(StateLayout)]
 pub struct Mixer<'a> {
     voices: Pool<'a, Voice>,
     echo: DelayLine<'a>,

@@ -345,7 +345,8 @@ pub const SYMBOL_STATE_LAYOUT: &[u8] = b"game_state_layout\0";
 /// GameStatus::Ok when migrated, GameStatus::CannotMigrate when it does not know `old_layout`
 /// (the platform then re-initialises: zeroes permanent storage and sets `reloaded`).
 /// Called only when the fingerprint changed and the new library exports it, inside `guard`
-/// like every export; `old_state` reads the copy.
+/// like every export. On entry permanent storage still holds the old bytes; the copy is
+/// aligned to at least 64 bytes, and `old_state` reads it.
 pub type GameMigrateStateFn = unsafe extern "C" fn(
     memory: *mut GameMemory,
     old_storage: *const u8,
