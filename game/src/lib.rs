@@ -7,6 +7,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod controls;
+mod faults;
 mod render;
 mod sound;
 mod state;
@@ -43,6 +44,7 @@ pub unsafe extern "C" fn game_update_and_render(
     };
     silence_panic_output();
     guard(memory, |memory| {
+        faults::in_update();
         let Some(state) = GameState::from_memory(memory) else {
             return GameStatus::BadMemory;
         };
@@ -111,6 +113,7 @@ pub unsafe extern "C" fn game_output_sound(memory: *mut GameMemory, sound: *mut 
         if state.sound.running_sample_index > 0 {
             panic!("panic-sound variant: sound failed on purpose");
         }
+        faults::in_sound(state.sound.running_sample_index);
         sound::output(&state.controls, &mut state.sound, &mut state.mixer, &memory.assets.loop_sample, sound);
         #[cfg(feature = "bad-sound")]
         write_garbage(state.sound.running_sample_index, sound);
