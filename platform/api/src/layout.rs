@@ -240,6 +240,19 @@ mod tests {
     struct Tuple(u32, f32);
 
     #[derive(StateLayout)]
+    struct Where<T>
+    where
+        T: Copy,
+    {
+        t: T,
+    }
+
+    #[derive(StateLayout)]
+    struct TupleWhere<T>(T)
+    where
+        T: Copy;
+
+    #[derive(StateLayout)]
     struct Unit;
 
     #[allow(dead_code)]
@@ -306,6 +319,8 @@ mod tests {
     #[test]
     fn tuple_unit_and_enum_shapes_are_fingerprinted() {
         assert_ne!(Tuple::FINGERPRINT, Unit::FINGERPRINT);
+        assert_ne!(<Where<u8>>::FINGERPRINT, <TupleWhere<u8>>::FINGERPRINT);
+        assert_ne!(<Where<u8>>::FINGERPRINT, <Where<i8>>::FINGERPRINT);
         assert_ne!(Mode::FINGERPRINT, mode_renumbered::Mode::FINGERPRINT, "a discriminant changed");
         assert_ne!(Mode::FINGERPRINT, i32::FINGERPRINT);
     }
