@@ -235,12 +235,17 @@ mod tests {
         // SAFETY: `storage` outlives the returned state and is used by nothing else meanwhile.
         let mut arena = unsafe { MemoryArena::from_raw_parts("v1", base.wrapping_add(size), storage.len() * 8 - size) };
         let mixer = Mixer::new(&mut arena).unwrap();
-        let fresh = GameState::create(base, storage.len() * 8).unwrap();
         let state = v1::GameState {
             magic: <v1::GameState as StateLayout>::FINGERPRINT,
             frame: 77,
-            controls: Controls { player_y: 0.25, waveform: Waveform::Saw, ..fresh.controls },
-            sound: fresh.sound,
+            controls: Controls {
+                player_x: 0.5,
+                player_y: 0.25,
+                volume: 1.0,
+                waveform: Waveform::Saw,
+                tone_echo: false,
+            },
+            sound: SoundState::new(),
             mixer,
             arena,
         };
@@ -252,10 +257,16 @@ mod tests {
         }
     }
 
-    /// The v1 state `v1_state_in` left in `storage`.
-    fn v1_state_at(storage: &mut [u64]) -> &mut v1::GameState {
-        // SAFETY: `v1_state_in` wrote one there; `storage` is borrowed exclusively.
-        unsafe { &mut *storage.as_mut_ptr().cast::<v1::GameState>() }
+    /// What the platform hands `game_migrate_state`: a copy of the old state's bytes (the
+    /// arena after it is not read), 8-byte aligned.
+    fn copy_of(state: &v1::GameState) -> Vec<u64> {
+        let size = core::mem::size_of::<v1::GameState>();
+        let mut copy = vec![0u64; size.div_ceil(8)];
+        // SAFETY: `state` is `size` readable bytes; `copy` is at least as long; they are distinct.
+        unsafe {
+            core::ptr::copy_nonoverlapping((state as *const v1::GameState).cast::<u8>(), copy.as_mut_ptr().cast(), size)
+        };
+        copy
     }
 
     fn play(controls: &Controls, sound: &mut SoundState, mixer: &mut Mixer, frames: usize) -> Vec<f32> {
@@ -277,12 +288,9 @@ mod tests {
         let mut old = storage();
         let v1 = v1_state_in(&mut old);
         play(&v1.controls, &mut v1.sound, &mut v1.mixer, 1000);
-        // The platform's part: a copy of the storage as the old library left it; the live
-        // storage still holds the same bytes.
-        let copy = old.clone();
-        let mut live = old.clone();
-        let v1 = v1_state_at(&mut old);
+        let copy = copy_of(v1);
         let expected = play(&v1.controls, &mut v1.sound, &mut v1.mixer, 800);
+        let mut live = storage();
 
         let mut memory = memory_over(&mut live);
         let layout = GameStateLayout::of::<v1::GameState>();
