@@ -6,11 +6,15 @@
 //! `handmade_api::guard`, so a panic becomes a status code instead of an abort.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod controls;
+mod faults;
 mod render;
 mod sound;
 mod state;
 
-use handmade_api::{guard, GameApiInfo, GameInput, GameMemory, GameOffscreenBuffer, GameSoundOutputBuffer, GameStatus};
+use handmade_api::{
+    guard, GameApiInfo, GameInput, GameMemory, GameOffscreenBuffer, GameSoundOutputBuffer, GameStateLayout, GameStatus,
+};
 
 use state::GameState;
 
@@ -40,6 +44,7 @@ pub unsafe extern "C" fn game_update_and_render(
     };
     silence_panic_output();
     guard(memory, |memory| {
+        faults::in_update();
         let Some(state) = GameState::from_memory(memory) else {
             return GameStatus::BadMemory;
         };
@@ -47,9 +52,46 @@ pub unsafe extern "C" fn game_update_and_render(
         if state.frame < u64::MAX {
             panic!("panic-update variant: update failed on purpose");
         }
+        #[cfg(feature = "state-grow")]
+        {
+            state.reloads_seen += u64::from(memory.reloaded != 0);
+        }
         state.update(input, &memory.assets.loop_sample);
         render::draw(state, memory, buffer);
         GameStatus::Ok
+    })
+}
+
+/// The shape of what this library keeps in permanent storage.
+#[no_mangle]
+pub extern "C" fn game_state_layout() -> GameStateLayout {
+    GameStateLayout::of::<GameState>()
+}
+
+/// Carries the state an older library left over to this one's layout (see `GameState::migrate`).
+///
+/// # Safety
+/// `memory` is valid and exclusive for this call; `old_storage` is null or a read-only copy of
+/// `old_storage_size` bytes of the old permanent storage, as the contract describes.
+#[cfg(not(feature = "state-grow-no-migrate"))]
+#[no_mangle]
+pub unsafe extern "C" fn game_migrate_state(
+    memory: *mut GameMemory,
+    old_storage: *const u8,
+    old_storage_size: u64,
+    old_layout: GameStateLayout,
+) -> GameStatus {
+    // SAFETY: the caller guarantees the pointer is valid and unaliased for this call.
+    let Some(memory) = (unsafe { memory.as_mut() }) else {
+        return GameStatus::BadMemory;
+    };
+    silence_panic_output();
+    guard(memory, |memory| {
+        // SAFETY: the caller's promise about `old_storage`, passed on.
+        match unsafe { GameState::migrate(memory, old_storage, old_storage_size, old_layout) } {
+            Some(()) => GameStatus::Ok,
+            None => GameStatus::CannotMigrate,
+        }
     })
 }
 
@@ -71,7 +113,8 @@ pub unsafe extern "C" fn game_output_sound(memory: *mut GameMemory, sound: *mut 
         if state.sound.running_sample_index > 0 {
             panic!("panic-sound variant: sound failed on purpose");
         }
-        sound::output(state, &memory.assets.loop_sample, sound);
+        faults::in_sound(state.sound.running_sample_index);
+        sound::output(&state.controls, &mut state.sound, &mut state.mixer, &memory.assets.loop_sample, sound);
         #[cfg(feature = "bad-sound")]
         write_garbage(state.sound.running_sample_index, sound);
         GameStatus::Ok

@@ -4,7 +4,8 @@
 
 use handmade_api::{AudioSyncRing, GameMemory, GameOffscreenBuffer};
 
-use crate::sound::{Waveform, SCOPE_FRAMES};
+use crate::controls::Waveform;
+use crate::sound::SCOPE_FRAMES;
 use crate::state::{GameState, MAX_VOLUME};
 
 const WHITE: u32 = 0x00ff_ffff;
@@ -203,5 +204,16 @@ fn draw_hud(c: &mut Canvas<'_>, state: &GameState, layout: &Layout) {
     }
     if state.mixer.is_looping() {
         c.fill_rect(120, top, 122, top + 16, WHITE);
+    }
+    #[cfg(feature = "state-grow")]
+    draw_reloads_seen(c, state.reloads_seen, top);
+}
+
+/// The `state-grow` variant's extra field, so a migrated state is seen to carry it: one lamp
+/// per reload lived through (up to 16), right of the loop voices.
+#[cfg(feature = "state-grow")]
+fn draw_reloads_seen(c: &mut Canvas<'_>, reloads_seen: u64, top: i32) {
+    for r in 0..reloads_seen.min(16) as i32 {
+        c.fill_rect(220 + r * 8, top + 4, 226 + r * 8, top + 12, 0x00ff_60ff);
     }
 }

@@ -10,9 +10,9 @@
 use core::f64::consts::{FRAC_PI_2, SQRT_2, TAU};
 
 use handmade_api::rt::{DelayLine, Pool, PoolHandle};
-use handmade_api::{ArenaError, GameSample, GameSoundOutputBuffer, MemoryArena, MAX_SOUND_FRAMES};
+use handmade_api::{ArenaError, GameSample, GameSoundOutputBuffer, MemoryArena, StateLayout, MAX_SOUND_FRAMES};
 
-use crate::state::{Controls, GameState};
+use crate::controls::{Controls, Waveform};
 
 #[cfg(not(feature = "loud"))]
 const AMPLITUDE: f32 = 0.25;
@@ -41,25 +41,8 @@ const TONE_SEND: f32 = 0.6;
 /// Frames of the last output kept for the oscilloscope.
 pub const SCOPE_FRAMES: usize = 2048;
 
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Waveform {
-    Sine = 0,
-    Square = 1,
-    Saw = 2,
-    Triangle = 3,
-}
-
+/// The waveforms themselves; `Waveform` (what the player picked) lives with the controls.
 impl Waveform {
-    pub fn next(self) -> Self {
-        match self {
-            Waveform::Sine => Waveform::Square,
-            Waveform::Square => Waveform::Saw,
-            Waveform::Saw => Waveform::Triangle,
-            Waveform::Triangle => Waveform::Sine,
-        }
-    }
-
     /// One sample at `phase` (cycles, 0..1) advancing `dt` cycles per sample, peak about 1
     /// and no DC. Square and saw use PolyBLEP to round their jumps (fewer aliases).
     fn sample(self, phase: f64, dt: f64) -> f32 {
@@ -103,7 +86,7 @@ pub fn pan_gains(x: f32) -> [f32; 2] {
 
 /// The running part of the sound, in permanent storage.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, StateLayout)]
 pub struct SoundState {
     /// Phase in cycles, 0..1; kept in f64 so it does not drift over an hour.
     pub phase: f64,
@@ -157,7 +140,7 @@ impl SoundState {
 }
 
 /// One playing copy of the loop sample.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, StateLayout)]
 pub struct Voice {
     /// Frame position in the sample (fractional: the sample's rate may differ from ours).
     position: f64,
@@ -168,6 +151,7 @@ pub struct Voice {
 const SILENT_VOICE: Voice = Voice { position: 0.0, fade: 0.0, releasing: false };
 
 /// The mixer: a fixed pool of loop voices and an echo fed by a send bus.
+#[derive(StateLayout)]
 pub struct Mixer<'a> {
     voices: Pool<'a, Voice>,
     echo: DelayLine<'a>,
@@ -303,15 +287,21 @@ fn glide_f64(value: f64, target: f64, k: f64) -> f64 {
 }
 
 /// Fills the platform's buffer. This has to be a very fast function: no allocation, no locks.
-pub fn output(state: &mut GameState, loop_sample: &GameSample, buffer: &mut GameSoundOutputBuffer) {
+pub fn output(
+    controls: &Controls,
+    sound: &mut SoundState,
+    mixer: &mut Mixer,
+    loop_sample: &GameSample,
+    buffer: &mut GameSoundOutputBuffer,
+) {
     let rate = buffer.samples_per_second.max(1) as f32;
     let (left, right) = buffer.channels_mut();
     let n = left.len();
-    synthesize_tone(&state.controls, &mut state.sound, &mut state.mixer.send[..n], rate, left, right);
-    state.mixer.mix_voices(loop_sample, rate, left, right);
-    state.mixer.run_echo(rate, left, right);
-    state.sound.record_scope(left, right);
-    state.sound.running_sample_index += n as u64;
+    synthesize_tone(controls, sound, &mut mixer.send[..n], rate, left, right);
+    mixer.mix_voices(loop_sample, rate, left, right);
+    mixer.run_echo(rate, left, right);
+    sound.record_scope(left, right);
+    sound.running_sample_index += n as u64;
 }
 
 /// Writes the tone into both channels (`=`, not `+=`) and its echo send into `send`.

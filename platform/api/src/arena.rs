@@ -31,7 +31,7 @@ use core::mem::{align_of, size_of};
 const NAME_LEN: usize = 24;
 
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, crate::StateLayout)]
 pub struct ArenaName([u8; NAME_LEN]);
 
 impl ArenaName {
@@ -85,6 +85,7 @@ impl std::error::Error for ArenaError {}
 
 /// A bump allocator over `size` bytes at `base`, valid for `'a`.
 #[repr(C)]
+#[derive(crate::StateLayout)]
 pub struct MemoryArena<'a> {
     base: *mut u8,
     size: usize,

@@ -1,6 +1,7 @@
 //! The contract between the handmade platform and the game library (this project's
 //! `handmade_platform.h`): plain `#[repr(C)]` types, the exported symbol names, an ABI version
-//! and a layout hash both sides check, plus the memory arenas and real-time buffers both use.
+//! and a layout hash both sides check, the game state's layout fingerprint (`layout.rs`), plus
+//! the memory arenas and real-time buffers both use.
 //!
 //! ```
 //! use handmade_api::{GameSoundOutputBuffer, LAYOUT_HASH};
@@ -14,20 +15,28 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// `#[derive(StateLayout)]` names `::handmade_api`, here as in the game.
+extern crate self as handmade_api;
+
 pub mod arena;
+pub mod layout;
 pub mod rt;
 
 pub use arena::{ArenaError, MemoryArena, TempMemory};
+pub use handmade_api_derive::StateLayout;
+pub use layout::StateLayout;
 
 use core::marker::PhantomData;
-use core::mem::{align_of, offset_of, size_of};
+use core::mem::{align_of, size_of};
+
+use layout::Fnv;
 
 // ------------------------------------------------------------------------------------------
 // Services the platform provides to the game
 // ------------------------------------------------------------------------------------------
 
 /// Bumped whenever the meaning (not only the layout) of the contract changes.
-pub const GAME_API_VERSION: u32 = 3;
+pub const GAME_API_VERSION: u32 = 4;
 
 /// The most sample frames one `game_output_sound` call is asked for: 100 ms at 48 kHz.
 /// The platform's stack sample buffer has exactly this many frames per channel.
@@ -42,7 +51,7 @@ pub const AUDIO_SYNC_MARKERS: usize = 64;
 /// The game's memory: two regions of the platform's one memory block, plus what the platform
 /// lends for the frame. Plain data only: everything here survives a reload.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, StateLayout)]
 pub struct GameMemory {
     /// Survives reloads; zeroed once at start-up. The game keeps all its state here.
     pub permanent_storage: *mut u8,
@@ -65,7 +74,7 @@ pub struct GameMemory {
 
 /// A sound the platform decoded at start-up, lent read-only as structure-of-arrays.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, StateLayout)]
 pub struct GameSample {
     pub left: *const f32,
     pub right: *const f32,
@@ -74,7 +83,7 @@ pub struct GameSample {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, StateLayout)]
 pub struct GameAssets {
     /// The demo's short loop (`data/loop.wav`); `frame_count == 0` when it could not be loaded.
     pub loop_sample: GameSample,
@@ -82,7 +91,7 @@ pub struct GameAssets {
 
 /// One frame's audio-sync record: where the platform wrote and where the device was.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, StateLayout)]
 pub struct AudioSyncMarker {
     /// Running sample index of the first frame written this frame.
     pub write_cursor: u64,
@@ -95,7 +104,7 @@ pub struct AudioSyncMarker {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, StateLayout)]
 pub struct AudioSyncRing {
     pub markers: [AudioSyncMarker; AUDIO_SYNC_MARKERS],
     /// Total markers ever pushed; the newest is at `(count - 1) % AUDIO_SYNC_MARKERS`.
@@ -129,7 +138,7 @@ impl AudioSyncRing {
 /// A button as Handmade Hero keeps it: its state at the end of the frame and how many times it
 /// changed during the frame, so a press and release inside one frame is not lost.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, StateLayout)]
 pub struct GameButtonState {
     pub half_transition_count: u32,
     pub ended_down: u8,
@@ -163,7 +172,7 @@ pub mod button {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, StateLayout)]
 pub struct GameControllerInput {
     pub is_connected: u8,
     pub is_analog: u8,
@@ -174,7 +183,7 @@ pub struct GameControllerInput {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, StateLayout)]
 pub struct GameInput {
     /// Seconds this frame stands for (1 / fps).
     pub dt_for_frame: f32,
@@ -194,7 +203,7 @@ impl GameInput {
 
 /// The platform's offscreen bitmap: 32-bit pixels, memory order B, G, R, X.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, StateLayout)]
 pub struct GameOffscreenBuffer<'a> {
     /// Only `lend` sets these two: the pixels and how many were lent.
     memory: *mut u32,
@@ -233,7 +242,7 @@ impl<'a> GameOffscreenBuffer<'a> {
 /// The platform's stack sample buffer, lent to the game as structure-of-arrays for one call.
 /// "This has to be a very fast function": no allocation, no locks, no system calls.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, StateLayout)]
 pub struct GameSoundOutputBuffer<'a> {
     pub samples_per_second: u32,
     /// Frames to fill in each channel (the platform may lend more room than it asks for).
@@ -280,17 +289,19 @@ impl<'a> GameSoundOutputBuffer<'a> {
 /// What every export returns. A panic inside the game is caught there and reported, never
 /// unwound across `extern "C"` (which would abort the process).
 #[repr(i32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, StateLayout)]
 pub enum GameStatus {
     Ok = 0,
     /// The call panicked; `GameMemory::panic_message` says why.
     Panicked = 1,
     /// The call was given memory it cannot use (too small, null).
     BadMemory = 2,
+    /// `game_migrate_state` does not know the old layout; the platform re-initialises.
+    CannotMigrate = 3,
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, StateLayout)]
 pub struct GameApiInfo {
     pub version: u32,
     pub layout_hash: u64,
@@ -306,6 +317,66 @@ pub type GameOutputSoundFn =
 pub const SYMBOL_API_VERSION: &[u8] = b"game_api_version\0";
 pub const SYMBOL_UPDATE_AND_RENDER: &[u8] = b"game_update_and_render\0";
 pub const SYMBOL_OUTPUT_SOUND: &[u8] = b"game_output_sound\0";
+
+/// What the game keeps at the start of permanent storage, summed up: its `StateLayout`
+/// fingerprint, size and alignment. A new library whose layout differs cannot read the old
+/// state as it is; the platform then asks it to migrate, or re-initialises.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, StateLayout)]
+pub struct GameStateLayout {
+    pub fingerprint: u64,
+    pub size: u64,
+    pub align: u64,
+}
+
+impl GameStateLayout {
+    pub const fn of<T: StateLayout>() -> Self {
+        Self { fingerprint: T::FINGERPRINT, size: size_of::<T>() as u64, align: align_of::<T>() as u64 }
+    }
+}
+
+/// Optional export: the layout of the game's state. Without it the platform cannot tell a
+/// changed state from an unchanged one.
+pub type GameStateLayoutFn = unsafe extern "C" fn() -> GameStateLayout;
+pub const SYMBOL_STATE_LAYOUT: &[u8] = b"game_state_layout\0";
+
+/// Optional: migrate the old state (a read-only copy of the old permanent storage, as the
+/// previous library left it) into `memory.permanent_storage` for the new layout. Returns
+/// GameStatus::Ok when migrated, GameStatus::CannotMigrate when it does not know `old_layout`
+/// (the platform then re-initialises: zeroes permanent storage and sets `reloaded`).
+/// Called only when the fingerprint changed and the new library exports it, inside `guard`
+/// like every export. On entry permanent storage still holds the old bytes; the copy is
+/// aligned to at least 64 bytes, and `old_state` reads it.
+pub type GameMigrateStateFn = unsafe extern "C" fn(
+    memory: *mut GameMemory,
+    old_storage: *const u8,
+    old_storage_size: u64,
+    old_layout: GameStateLayout,
+) -> GameStatus;
+pub const SYMBOL_MIGRATE_STATE: &[u8] = b"game_migrate_state\0";
+
+/// For `game_migrate_state`: the old state as an `Old`, if `old_layout` is `Old`'s layout and
+/// the copy is non-null, long enough and aligned for it. `None` means "answer CannotMigrate".
+///
+/// # Safety
+/// `old_storage` must be null or valid for reads of `old_storage_size` bytes, unchanged for
+/// `'o`, and, when `old_layout` is `Old`'s, hold a valid `Old`: what a library whose state
+/// type had `old_layout` wrote there. Storage that library never initialised (all zero) is not
+/// a valid `Old` if `Old` holds references: check the game's own marker first.
+pub unsafe fn old_state<'o, Old: StateLayout>(
+    old_storage: *const u8,
+    old_storage_size: u64,
+    old_layout: GameStateLayout,
+) -> Option<&'o Old> {
+    let fits = old_storage_size >= size_of::<Old>() as u64;
+    let ptr = old_storage.cast::<Old>();
+    if old_layout != GameStateLayout::of::<Old>() || !fits || ptr.is_null() || !ptr.is_aligned() {
+        return None;
+    }
+    // SAFETY: non-null, aligned, `size_of::<Old>()` readable bytes unchanged for `'o`, holding
+    // a valid `Old` (the caller's promise for a matching layout, checked just above).
+    Some(unsafe { &*ptr })
+}
 
 /// Stubs the platform calls while no game is loaded: a blank frame and silence.
 ///
@@ -377,62 +448,30 @@ impl GameMemory {
 
 // ------------------------------------------------------------------------------------------
 // The layout hash: both sides compute it from the same source; a game built against another
-// contract (a field added, moved or resized) reports a different value and is refused.
+// contract (a field added, moved, renamed or retyped anywhere) reports a different value and
+// is refused. Every type's part is derived (`layout.rs`); only this list of types is by hand.
 // ------------------------------------------------------------------------------------------
 
-const fn fnv(mut hash: u64, value: u64) -> u64 {
-    let mut i = 0;
-    while i < 8 {
-        hash ^= (value >> (i * 8)) & 0xff;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
-
-const fn fnv_all(values: &[usize]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < values.len() {
-        hash = fnv(hash, values[i] as u64);
-        i += 1;
-    }
-    hash
-}
-
-pub const LAYOUT_HASH: u64 = fnv_all(&[
-    GAME_API_VERSION as usize,
-    MAX_SOUND_FRAMES,
-    MAX_CONTROLLERS,
-    AUDIO_SYNC_MARKERS,
-    button::COUNT,
-    size_of::<GameMemory>(),
-    align_of::<GameMemory>(),
-    offset_of!(GameMemory, transient_storage),
-    offset_of!(GameMemory, assets),
-    offset_of!(GameMemory, audio_sync),
-    offset_of!(GameMemory, reloaded),
-    offset_of!(GameMemory, game_arena_high_water),
-    offset_of!(GameMemory, panic_message),
-    offset_of!(GameMemory, panic_message_len),
-    size_of::<GameSample>(),
-    size_of::<AudioSyncMarker>(),
-    size_of::<AudioSyncRing>(),
-    size_of::<GameButtonState>(),
-    size_of::<GameControllerInput>(),
-    offset_of!(GameControllerInput, buttons),
-    size_of::<GameInput>(),
-    offset_of!(GameInput, controllers),
-    offset_of!(GameInput, letters),
-    size_of::<GameOffscreenBuffer<'static>>(),
-    offset_of!(GameOffscreenBuffer<'static>, pitch),
-    size_of::<GameSoundOutputBuffer<'static>>(),
-    offset_of!(GameSoundOutputBuffer<'static>, left),
-    offset_of!(GameSoundOutputBuffer<'static>, right),
-    offset_of!(GameSoundOutputBuffer<'static>, running_sample_index),
-    size_of::<GameApiInfo>(),
-    size_of::<GameStatus>(),
-]);
+pub const LAYOUT_HASH: u64 = Fnv::new()
+    .u64(GAME_API_VERSION as u64)
+    .usize(MAX_SOUND_FRAMES)
+    .usize(MAX_CONTROLLERS)
+    .usize(AUDIO_SYNC_MARKERS)
+    .usize(button::COUNT)
+    .u64(GameMemory::FINGERPRINT)
+    .u64(GameSample::FINGERPRINT)
+    .u64(GameAssets::FINGERPRINT)
+    .u64(AudioSyncMarker::FINGERPRINT)
+    .u64(AudioSyncRing::FINGERPRINT)
+    .u64(GameButtonState::FINGERPRINT)
+    .u64(GameControllerInput::FINGERPRINT)
+    .u64(GameInput::FINGERPRINT)
+    .u64(<GameOffscreenBuffer<'static>>::FINGERPRINT)
+    .u64(<GameSoundOutputBuffer<'static>>::FINGERPRINT)
+    .u64(GameStatus::FINGERPRINT)
+    .u64(GameApiInfo::FINGERPRINT)
+    .u64(GameStateLayout::FINGERPRINT)
+    .finish();
 
 /// What a game built against this contract reports from `game_api_version`.
 pub const GAME_API_INFO: GameApiInfo = GameApiInfo { version: GAME_API_VERSION, layout_hash: LAYOUT_HASH };
@@ -468,6 +507,41 @@ mod tests {
         assert_eq!(cursors.len(), AUDIO_SYNC_MARKERS);
         assert_eq!(cursors[0], 5);
         assert!(cursors.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+
+    #[test]
+    fn old_state_needs_the_same_layout_enough_bytes_and_alignment() {
+        #[derive(StateLayout)]
+        struct Old {
+            marker: u64,
+            count: u32,
+        }
+        let storage = [7u64, 3];
+        let (ptr, len) = (storage.as_ptr().cast::<u8>(), 16);
+        let layout = GameStateLayout::of::<Old>();
+        // SAFETY: `storage` is 16 readable bytes holding a valid `Old` (any bits are) for the
+        // whole test.
+        let read = |ptr, len, layout| unsafe { old_state::<Old>(ptr, len, layout) };
+        let old = read(ptr, len, layout).expect("same layout");
+        assert_eq!((old.marker, old.count), (7, 3));
+        assert!(read(ptr, len, GameStateLayout { fingerprint: 1, ..layout }).is_none(), "other fingerprint");
+        assert!(read(ptr, len, GameStateLayout { size: 24, ..layout }).is_none(), "other size");
+        assert!(read(ptr, 15, layout).is_none(), "too short");
+        assert!(read(ptr.wrapping_add(4), 12, layout).is_none(), "misaligned");
+        assert!(read(core::ptr::null(), len, layout).is_none());
+    }
+
+    #[test]
+    fn the_derive_mixes_name_size_align_then_each_field_name_offset_and_fingerprint() {
+        let by_hand = Fnv::new()
+            .item("GameButtonState", 8, 4)
+            .field("half_transition_count", 0, u32::FINGERPRINT)
+            .field("ended_down", 4, u8::FINGERPRINT)
+            .finish();
+        assert_eq!(GameButtonState::FINGERPRINT, by_hand);
+        let status = Fnv::new().item("GameStatus", 4, 4).variant("Ok", 0).variant("Panicked", 1);
+        let status = status.variant("BadMemory", 2).variant("CannotMigrate", 3).finish();
+        assert_eq!(GameStatus::FINGERPRINT, status);
     }
 
     #[test]

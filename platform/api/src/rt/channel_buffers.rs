@@ -16,6 +16,7 @@
 
 use crate::{ArenaError, MemoryArena};
 
+#[derive(crate::StateLayout)]
 pub struct ChannelBuffers<'a> {
     samples: &'a mut [f32],
     channels: usize,

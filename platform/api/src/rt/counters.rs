@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// What a queue reports: how often it was full, how often it was found empty when something
 /// was needed, and the most items it ever held.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, crate::StateLayout)]
 pub struct QueueCounters {
     /// Pushes refused (or, for an overwriting ring, items dropped) because the queue was full.
     pub overruns: u64,

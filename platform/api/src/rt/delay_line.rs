@@ -18,6 +18,7 @@ use crate::{ArenaError, MemoryArena};
 /// A delay line whose storage lives in an arena. `read(d)` returns the signal as it was `d`
 /// writes ago: `read(1.0)` is the most recent sample. Read before you write when processing
 /// sample by sample (`y = read(d); write(x + feedback * y)`).
+#[derive(crate::StateLayout)]
 pub struct DelayLine<'a> {
     buffer: &'a mut [f32],
     mask: usize,

@@ -2,7 +2,8 @@
 //! the audio path (no allocation, no locks, bounded work). Every type borrows its storage from
 //! the arena (`&'a mut` slices, or shared atomics for the two-thread types), so the game can keep
 //! them in permanent storage (`'a = 'static`) and they survive a reload with the rest of its
-//! state.
+//! state. The single-thread types derive `StateLayout`, so a state holding them is fingerprinted
+//! down to the element type of their storage.
 //!
 //! | type | use |
 //! |---|---|

@@ -20,7 +20,7 @@ use crate::{ArenaError, MemoryArena};
 /// Names one slot of one `Pool` for as long as it stays acquired. After a release the slot's
 /// generation moves on, so an old handle no longer matches (it would take 2^31 reuses of the
 /// same slot for a stale handle to match again).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, crate::StateLayout)]
 pub struct PoolHandle {
     index: u32,
     generation: u32,
@@ -37,6 +37,7 @@ impl PoolHandle {
 const NONE: u32 = u32::MAX;
 
 /// A fixed pool. Generations are odd while a slot is acquired and even while it is free.
+#[derive(crate::StateLayout)]
 pub struct Pool<'a, T: Copy> {
     slots: &'a mut [T],
     generations: &'a mut [u32],

@@ -20,6 +20,7 @@ use super::counters::QueueCounters;
 use super::drain::PopFront;
 use crate::{ArenaError, MemoryArena};
 
+#[derive(crate::StateLayout)]
 pub struct RingBuffer<'a, T: Copy> {
     slots: &'a mut [T],
     mask: usize,
