@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use handmade_api::{
     ArenaError, AudioSyncMarker, AudioSyncRing, GameAssets, GameInput, GameMemory, GameOffscreenBuffer, GameSample,
-    GameSoundOutputBuffer, GameStatus, MemoryArena, MAX_SOUND_FRAMES,
+    GameSoundOutputBuffer, GameStateLayout, GameStatus, MemoryArena, MAX_SOUND_FRAMES,
 };
 
 use crate::audio::{self, fade, AudioDesc, AudioError, AudioOutput};
@@ -21,9 +21,9 @@ use crate::input::script::{InputScript, ScriptError};
 use crate::input::{self, Key};
 use crate::measure::alloc_count::{self, AllocCounts};
 use crate::measure::stats::{self, Counters, Timings};
-use crate::memory::snapshot::Snapshot;
+use crate::memory::snapshot::{permanent_bytes, used_permanent_bytes, Snapshot};
 use crate::memory::{assets, MemoryError, MemoryLayout, MemoryRegions, PlatformMemoryBlock};
-use crate::reload::{mapped_copies, GameCode, GameCodeError, GameFunctions, ReloadOutcome};
+use crate::reload::{mapped_copies, GameCode, GameCodeError, GameFunctions, ReloadOutcome, ShapeChange};
 use crate::signals;
 use crate::window::{screenshot, Video};
 
@@ -129,6 +129,8 @@ struct SoundState {
     /// The last sample played, where a fade to silence starts from.
     last_sample: (f32, f32),
     fade_in_next: bool,
+    /// Ramp this frame to silence and fade the next one in (the state was just replaced).
+    dip: bool,
     /// The device failed once (said once); the game keeps running without sound output.
     failed: bool,
 }
@@ -224,7 +226,13 @@ impl<'a> Platform<'a> {
             script,
             window,
             audio,
-            sound: SoundState { running_sample_index: 0, last_sample: (0.0, 0.0), fade_in_next: false, failed: false },
+            sound: SoundState {
+                running_sample_index: 0,
+                last_sample: (0.0, 0.0),
+                fade_in_next: false,
+                dip: false,
+                failed: false,
+            },
             dev: DevLoop { watcher, build: None, live_loop },
             pacing: Pacing { paced, budget, next_frame_start: Instant::now() },
             counters: Counters { alloc_counting: alloc_count::is_active(), ..Default::default() },
@@ -329,12 +337,15 @@ impl<'a> Platform<'a> {
             ReloadOutcome::Unchanged => FrameKind::Normal,
             // Spawning the probe process, and saying that the library is gone, allocate.
             ReloadOutcome::Checking | ReloadOutcome::Missing => FrameKind::Event,
-            ReloadOutcome::Reloaded { load_time } => {
+            ReloadOutcome::Reloaded { load_time, shape } => {
                 log_reload(self.game.source(), load_time, self.dev.build.take());
                 self.reload_times.record(load_time);
                 self.counters.reloads += 1;
                 self.memory.reloaded = 1;
                 self.game_paused = false;
+                if let Some(change) = shape {
+                    self.adapt_state(change);
+                }
                 FrameKind::Reload
             }
             ReloadOutcome::Failed => {
@@ -346,6 +357,45 @@ impl<'a> Platform<'a> {
             FrameKind::Reload
         } else {
             kind
+        }
+    }
+
+    /// The new library's state has another shape: let it migrate the old bytes (a copy, in the
+    /// rollback snapshot taken just before the swap), or start its state afresh. Either way
+    /// the sound dips over 5 ms and comes back, and a live loop of the old shape stops.
+    fn adapt_state(&mut self, change: ShapeChange) {
+        let size = |layout: Option<GameStateLayout>| layout.map_or("?".to_string(), |l| group_digits(l.size));
+        let sizes = format!("{} -> {} bytes", size(change.old), size(change.new));
+        let migrated = match (self.game.functions().migrate_state, change.old) {
+            (Some(migrate), Some(old)) => {
+                let saved = self.rollback_snapshot.bytes();
+                // SAFETY: `memory` is the platform's live game memory and `saved` a separate,
+                // 64-byte aligned copy of the old permanent storage that outlives the call.
+                let status = unsafe { migrate(&mut *self.memory, saved.as_ptr(), saved.len() as u64, old) };
+                match status {
+                    GameStatus::Ok => Ok(()),
+                    GameStatus::CannotMigrate => Err("game_migrate_state does not know the old shape".to_string()),
+                    other => Err(format!("game_migrate_state returned {other:?}")),
+                }
+            }
+            (Some(_), None) => Err("the old library did not say its state's shape".to_string()),
+            (None, _) => Err("the game exports no game_migrate_state".to_string()),
+        };
+        match migrated {
+            Ok(()) => log::info!("game state changed shape ({sizes}): migrated by game_migrate_state"),
+            Err(why) => {
+                let used = used_permanent_bytes(self.memory);
+                // SAFETY: between game calls, on the platform's own storage description.
+                let storage = unsafe { permanent_bytes(self.memory) };
+                storage[..used].fill(0);
+                self.memory.game_arena_high_water = 0;
+                log::warn!("game state changed shape ({sizes}): {why}; the state starts afresh");
+            }
+        }
+        self.memory.reloaded = 1;
+        self.sound.dip = true;
+        if self.dev.live_loop.stop() {
+            log::warn!("live loop stopped: its recording holds the state's old shape");
         }
     }
 
@@ -442,7 +492,7 @@ impl<'a> Platform<'a> {
     /// A crash, a rollback or a loop restart is a jump in the waveform: dip instead of click.
     fn fade(&mut self, l: &mut [f32], r: &mut [f32], failed: bool) {
         let rate = self.audio.sample_rate();
-        if failed {
+        if failed || std::mem::take(&mut self.sound.dip) {
             fade::ramp_to_silence(l, r, self.sound.last_sample, rate);
             self.sound.fade_in_next = true;
         } else if self.sound.fade_in_next && !self.game_paused {
@@ -691,6 +741,19 @@ fn load_loop_sample(config: &Config, arena: &mut MemoryArena<'_>) -> GameSample 
     }
 }
 
+/// `2104` as `2,104`, as people read sizes.
+fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn wait_until(deadline: Instant) {
     let now = Instant::now();
     if deadline > now + Duration::from_millis(1) {
@@ -712,6 +775,11 @@ fn write_sync_dump(path: &std::path::Path, ring: &AudioSyncRing) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_like_sizes() {
+        assert_eq!((group_digits(2104), group_digits(35880), group_digits(7)), ("2,104".into(), "35,880".into(), "7".into()));
+    }
 
     #[test]
     fn a_frame_counts_as_its_highest_kind() {

@@ -281,6 +281,19 @@ impl LiveLoop {
         Ok(live)
     }
 
+    /// Stops recording or playing (the state it holds no longer fits the game). Returns whether
+    /// anything was stopped. A recording in progress is finished first, so its file stays valid.
+    pub fn stop(&mut self) -> bool {
+        if self.mode == LoopMode::Off {
+            return false;
+        }
+        self.finish();
+        self.map = None;
+        self.file = None;
+        self.mode = LoopMode::Off;
+        true
+    }
+
     /// The `l` key: Off -> Recording -> Playing -> Off.
     pub fn toggle(&mut self, memory: &GameMemory) -> Result<LoopMode, LoopError> {
         self.mode = match self.mode {

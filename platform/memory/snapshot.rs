@@ -90,6 +90,12 @@ impl<'a> Snapshot<'a> {
         self.len = len;
     }
 
+    /// The saved bytes (64-byte aligned, as `new` reserved them).
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes were initialised by `take`.
+        unsafe { std::slice::from_raw_parts(self.buffer.as_ptr().cast::<u8>(), self.len) }
+    }
+
     /// Writes the snapshot back. Bytes past it are left as they are when the game reports its
     /// use; when it does not, the snapshot ended at the last touched page, so pages touched
     /// since were zero then and are zeroed again.

@@ -5,8 +5,9 @@ use std::fs;
 use std::path::Path;
 
 use handmade_api::{
-    game_output_sound_stub, game_update_and_render_stub, GameApiVersionFn, GameOutputSoundFn, GameUpdateAndRenderFn,
-    GAME_API_INFO, SYMBOL_API_VERSION, SYMBOL_OUTPUT_SOUND, SYMBOL_UPDATE_AND_RENDER,
+    game_output_sound_stub, game_update_and_render_stub, GameApiVersionFn, GameMigrateStateFn, GameOutputSoundFn,
+    GameStateLayout, GameStateLayoutFn, GameUpdateAndRenderFn, GAME_API_INFO, SYMBOL_API_VERSION,
+    SYMBOL_MIGRATE_STATE, SYMBOL_OUTPUT_SOUND, SYMBOL_STATE_LAYOUT, SYMBOL_UPDATE_AND_RENDER,
 };
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 
@@ -18,18 +19,22 @@ use super::error::GameCodeError;
 pub struct GameFunctions {
     pub update_and_render: GameUpdateAndRenderFn,
     pub output_sound: GameOutputSoundFn,
+    /// Optional: moves the state of an older shape into this library's shape.
+    pub migrate_state: Option<GameMigrateStateFn>,
 }
 
 impl GameFunctions {
     /// What runs while the game is paused: a blank frame and silence.
     pub const STUBS: Self =
-        Self { update_and_render: game_update_and_render_stub, output_sound: game_output_sound_stub };
+        Self { update_and_render: game_update_and_render_stub, output_sound: game_output_sound_stub, migrate_state: None };
 }
 
 pub(super) struct LoadedLibrary {
     // Dropping it `dlclose`s the copy; the functions below must not be called after that.
     _library: Library,
     pub functions: GameFunctions,
+    /// The shape of the game's persistent state, if the library says (`game_state_layout`).
+    pub state_layout: Option<GameStateLayout>,
 }
 
 impl LoadedLibrary {
@@ -47,23 +52,27 @@ impl LoadedLibrary {
         // SAFETY: each symbol is looked up with the exact type the contract declares for it;
         // the version check refuses a library whose contract (and so whose types) differ
         // before any other symbol is used.
-        let functions = unsafe {
+        let (functions, state_layout) = unsafe {
             let version =
                 *library.get::<GameApiVersionFn>(SYMBOL_API_VERSION).map_err(|_| missing(SYMBOL_API_VERSION))?;
             let found = version();
             if found != GAME_API_INFO {
                 return Err(GameCodeError::OtherContract { path: source.into(), found });
             }
-            GameFunctions {
+            let functions = GameFunctions {
                 update_and_render: *library
                     .get::<GameUpdateAndRenderFn>(SYMBOL_UPDATE_AND_RENDER)
                     .map_err(|_| missing(SYMBOL_UPDATE_AND_RENDER))?,
                 output_sound: *library
                     .get::<GameOutputSoundFn>(SYMBOL_OUTPUT_SOUND)
                     .map_err(|_| missing(SYMBOL_OUTPUT_SOUND))?,
-            }
+                migrate_state: library.get::<GameMigrateStateFn>(SYMBOL_MIGRATE_STATE).ok().map(|f| *f),
+            };
+            // The state's shape is plain data returned by a function of the checked contract.
+            let layout = library.get::<GameStateLayoutFn>(SYMBOL_STATE_LAYOUT).ok().map(|f| f());
+            (functions, layout)
         };
-        Ok(Self { _library: library, functions })
+        Ok(Self { _library: library, functions, state_layout })
     }
 }
 

@@ -10,6 +10,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use handmade_api::GameStateLayout;
+
 mod elf_check;
 mod error;
 mod library;
@@ -79,8 +81,17 @@ pub enum ReloadOutcome {
     Checking,
     /// The library has been gone for a while (said once, this frame).
     Missing,
-    Reloaded { load_time: Duration },
+    Reloaded { load_time: Duration, shape: Option<ShapeChange> },
     Failed,
+}
+
+/// The new library's persistent state has another shape than the old one's: its bytes must
+/// be migrated or re-initialised, never read as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShapeChange {
+    /// What the old library reported (`None`: it did not say, so nothing can be assumed).
+    pub old: Option<GameStateLayout>,
+    pub new: Option<GameStateLayout>,
 }
 
 pub struct GameCode {
@@ -193,7 +204,7 @@ impl GameCode {
         }
         let start = Instant::now();
         match self.load_now(stamp, before_swap) {
-            Ok(()) => ReloadOutcome::Reloaded { load_time: start.elapsed() },
+            Ok(shape) => ReloadOutcome::Reloaded { load_time: start.elapsed(), shape },
             Err(e) => self.fail(stamp, e),
         }
     }
@@ -230,7 +241,11 @@ impl GameCode {
     }
 
     /// Start-up and forced reloads: every step at once, waiting for the probe.
-    fn load_now(&mut self, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> Result<(), GameCodeError> {
+    fn load_now(
+        &mut self,
+        stamp: FileStamp,
+        before_swap: &mut dyn FnMut(),
+    ) -> Result<Option<ShapeChange>, GameCodeError> {
         let copy = self.copy_checked()?;
         if self.needs_probe(stamp) {
             let verdict = match self.probe.as_ref().map(|p| p.start(&copy)) {
@@ -258,7 +273,7 @@ impl GameCode {
             (Some(probe), true) => probe.start(&copy),
             _ => {
                 return match self.install(&copy, stamp, before_swap) {
-                    Ok(()) => ReloadOutcome::Reloaded { load_time: start.elapsed() },
+                    Ok(shape) => ReloadOutcome::Reloaded { load_time: start.elapsed(), shape },
                     Err(e) => self.fail(stamp, e),
                 }
             }
@@ -292,7 +307,7 @@ impl GameCode {
         let result = self.verdict(verdict).and_then(|()| self.install(&copy, stamp, before_swap));
         remove_copy(&copy);
         match result {
-            Ok(()) => ReloadOutcome::Reloaded { load_time: start.elapsed() },
+            Ok(shape) => ReloadOutcome::Reloaded { load_time: start.elapsed(), shape },
             Err(e) => self.fail(stamp, e),
         }
     }
@@ -388,18 +403,27 @@ impl GameCode {
         Ok(copy)
     }
 
-    /// Loads the copy, checks the contract, resolves every symbol, then swaps.
-    fn install(&mut self, copy: &Path, stamp: FileStamp, before_swap: &mut dyn FnMut()) -> Result<(), GameCodeError> {
+    /// Loads the copy, checks the contract, resolves every symbol, then swaps. Says whether
+    /// the persistent state changed shape (never on the first load: there is no old state).
+    fn install(
+        &mut self,
+        copy: &Path,
+        stamp: FileStamp,
+        before_swap: &mut dyn FnMut(),
+    ) -> Result<Option<ShapeChange>, GameCodeError> {
         let library = LoadedLibrary::open(copy, &self.source);
         // The mapping keeps the code alive; the directory stays empty between reloads.
         remove_copy(copy);
         let library = library?;
         before_swap();
+        let new = library.state_layout;
         // The running library becomes the rollback target; the one before it is dlclosed here.
         let old = self.current.replace(Current { library, stamp });
+        let shape = old.as_ref().map(|c| c.library.state_layout).filter(|&o| o != new || o.is_none());
+        let shape = shape.filter(|_| new.is_some()).map(|old| ShapeChange { old, new });
         self.previous = old.map(|c| (c.library, 0));
         self.pending = Pending::Idle;
-        Ok(())
+        Ok(shape)
     }
 }
 
