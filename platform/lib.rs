@@ -19,6 +19,7 @@ pub mod fade;
 pub mod frame_loop;
 pub mod game_build;
 pub mod game_code;
+pub mod guard;
 pub mod input;
 pub mod input_script;
 pub mod live_loop;
