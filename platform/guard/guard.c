@@ -84,8 +84,10 @@ int handmade_guard_install_handlers(int timeout) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = handle;
-    /* SA_ONSTACK: a stack overflow leaves no stack to run the handler on. */
-    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    /* SA_ONSTACK: a stack overflow leaves no stack to run the handler on. SA_RESTART: a late
+     * timeout signal (the call ended just as the watchdog fired) is ignored, and must not make a
+     * system call of the platform's fail with EINTR either. */
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
     timeout_signal = timeout;
     sigemptyset(&handled_set);
     for (size_t i = 0; i < FAULT_SIGNAL_COUNT; i++)
@@ -152,7 +154,14 @@ static void handle(int signo, siginfo_t *info, void *context) {
                (uintptr_t)info->si_value.sival_ptr == active;
     else if (ours && sent_by_process(info))
         /* abort()/raise() in the game: sent by this process; a kill from outside is not a
-         * fault of the game's. */
+         * fault of the game's.
+         * Jumping out of abort() leaves glibc consistent (read in glibc 2.36 stdlib/abort.c,
+         * unchanged since the 2.27 rework): abort takes its recursive lock and unblocks
+         * SIGABRT, but then sets `stage` back to 0 and releases the lock *before*
+         * raise(SIGABRT), precisely so a handler may call abort again; and raise() on the
+         * calling thread is a bare tgkill (no lock, no mask change). So no lock is left held and
+         * the next abort() behaves like the first (the tests abort several times in a row).
+         * Later glibc rewrote abort (2.41): re-check on an upgrade. */
         ours = info->si_pid == getpid();
     if (!ours) {
         chain(signo, info, context);

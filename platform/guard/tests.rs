@@ -275,7 +275,8 @@ fn guarded_calls_allocate_nothing() {
 #[ignore = "the child process of the tests above; does nothing on its own"]
 fn child_process() {
     let Ok(case) = std::env::var(CHILD_ENV) else { return };
-    let mut guard = guard();
+    // Short enough for the allocation case to wait for one timeout; no other case hangs.
+    let mut guard = CallGuard::install(Duration::from_secs(1)).expect("install the guard");
     match case.as_str() {
         "segv-outside" => {
             assert!(guard.call(GameCall::UpdateAndRender, write_null).is_err());
@@ -292,7 +293,8 @@ fn child_process() {
     panic!("the {case} case should not have got here");
 }
 
-/// Fails unless counting works here and normal calls, and the fault path, allocate nothing.
+/// Fails unless counting works here and normal calls, and every fault path, allocate nothing on
+/// the calling thread.
 fn count_allocations(guard: &mut CallGuard) {
     use crate::alloc_count::{self, AllocCounts};
     assert!(alloc_count::is_active(), "allocation counting is off in this test binary");
@@ -301,7 +303,20 @@ fn count_allocations(guard: &mut CallGuard) {
     for i in 0..10_000u64 {
         assert_eq!(guard.call(GameCall::OutputSound, || black_box(i)).ok(), Some(i));
     }
-    assert!(guard.call(GameCall::UpdateAndRender, write_null).is_err());
+    let faults = [
+        guard.call(GameCall::UpdateAndRender, write_null),
+        // SAFETY: `abort` has no preconditions; ending the call is the point.
+        guard.call(GameCall::UpdateAndRender, || unsafe { libc::abort() }),
+        guard.call(GameCall::UpdateAndRender, || {
+            black_box(recurse(0));
+        }),
+        guard.call(GameCall::UpdateAndRender, || loop {
+            black_box(0);
+        }),
+    ];
+    let kinds = faults.map(|fault| fault.expect_err("a fault").kind);
+    let expected = [libc::SIGSEGV, libc::SIGABRT].map(FaultKind::Signal);
+    assert_eq!(kinds, [expected[0], expected[1], FaultKind::StackOverflow, FaultKind::Timeout]);
     let counted = AllocCounts::now().since(before);
     assert_eq!(counted.frame_thread, 0, "guarded calls allocated");
     std::process::exit(0);
