@@ -171,6 +171,45 @@ fn a_timeout_signal_for_another_call_is_ignored() {
 }
 
 #[test]
+fn a_lost_timeout_signal_is_sent_again() {
+    let timeout = Duration::from_millis(100);
+    let mut guard = CallGuard::install(timeout).expect("install the guard");
+    let fault = fault_then_recover(&mut guard, || {
+        // SAFETY: blocks, takes one pending instance of, and unblocks the watchdog's signal on
+        // this thread; `set` is initialised by `sigemptyset` first.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, timeout_signal());
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            let wait = libc::timespec { tv_sec: 10, tv_nsec: 0 };
+            assert_eq!(libc::sigtimedwait(&set, std::ptr::null_mut(), &wait), timeout_signal());
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+        loop {
+            black_box(0);
+        }
+    });
+    assert_eq!(fault.kind, FaultKind::Timeout);
+    assert!(fault.elapsed >= 2 * timeout, "interrupted after {:?}, before the second deadline", fault.elapsed);
+}
+
+#[test]
+fn dropping_the_guard_puts_the_alternate_stack_back() {
+    let alt_stack = || {
+        let mut current = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
+        // SAFETY: only queries this thread's alternate stack.
+        assert_eq!(unsafe { libc::sigaltstack(std::ptr::null(), &mut current) }, 0);
+        (current.ss_sp as usize, current.ss_flags, current.ss_size)
+    };
+    let before = alt_stack();
+    let guard = guard();
+    assert_ne!(alt_stack(), before, "the guard installs its own alternate stack");
+    drop(guard);
+    assert_eq!(alt_stack(), before);
+}
+
+#[test]
 fn a_panic_in_the_closure_propagates_and_the_guard_still_works() {
     let mut guard = guard();
     let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -266,6 +305,12 @@ fn an_abort_outside_a_guarded_call_still_aborts() {
 }
 
 #[test]
+fn the_last_guard_puts_the_previous_handlers_back() {
+    let output = run_child("restore");
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
 fn guarded_calls_allocate_nothing() {
     let output = run_child("allocations");
     assert!(output.status.success(), "{output:?}");
@@ -275,6 +320,9 @@ fn guarded_calls_allocate_nothing() {
 #[ignore = "the child process of the tests above; does nothing on its own"]
 fn child_process() {
     let Ok(case) = std::env::var(CHILD_ENV) else { return };
+    if case == "restore" {
+        check_handlers_restored();
+    }
     // Short enough for the allocation case to wait for one timeout; no other case hangs.
     let mut guard = CallGuard::install(Duration::from_secs(1)).expect("install the guard");
     match case.as_str() {
@@ -319,5 +367,32 @@ fn count_allocations(guard: &mut CallGuard) {
     assert_eq!(kinds, [expected[0], expected[1], FaultKind::StackOverflow, FaultKind::Timeout]);
     let counted = AllocCounts::now().since(before);
     assert_eq!(counted.frame_thread, 0, "guarded calls allocated");
+    std::process::exit(0);
+}
+
+/// In a process where no other guard exists: the handlers before the first guard are the ones
+/// after the last (here, Rust's stack-overflow handler for SIGSEGV and SIGBUS).
+fn check_handlers_restored() {
+    let signals = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT, timeout_signal()];
+    let handlers = || {
+        signals.map(|signal| {
+            // SAFETY: only queries the current action into a zeroed struct.
+            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::sigaction(signal, std::ptr::null(), &mut action) }, 0);
+            // glibc adds SA_RESTORER to every action it installs, SIG_DFL put back included.
+            const SA_RESTORER: libc::c_int = 0x0400_0000;
+            (action.sa_sigaction, action.sa_flags & !SA_RESTORER)
+        })
+    };
+    let before = handlers();
+    let first = guard();
+    let during = handlers();
+    let second = thread::spawn(|| drop(guard()));
+    second.join().expect("a guard on another thread");
+    assert_eq!(handlers(), during, "a guard other than the last one restored the handlers");
+    drop(first);
+    assert_ne!(during, before);
+    assert_eq!(handlers(), before);
     std::process::exit(0);
 }

@@ -79,26 +79,30 @@ impl Drop for Watchdog {
 }
 
 /// Polls in steps of a tenth of the timeout (1 to 10 ms) while nothing is armed, and sleeps to
-/// the deadline once a call is; fires once per call.
+/// the deadline once a call is. Fires when the deadline has passed, and again each further
+/// timeout the same call is still armed: a signal that landed in the few instructions between
+/// arming and guard.c marking the call active was ignored, and the call must still end.
 fn watch(shared: &Shared, target: libc::pthread_t, timeout: Duration) {
     let step = (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(10));
     let timeout_ns = timeout.as_nanos() as u64;
-    let mut fired = 0usize;
+    let mut fired = (0usize, 0u64);
     while !shared.stop.load(Ordering::Acquire) {
         let call = shared.call.load(Ordering::Acquire);
-        if call % 2 == 0 || call == fired {
+        if call % 2 == 0 {
             thread::park_timeout(step);
             continue;
         }
-        let started = shared.started_ns.load(Ordering::Relaxed);
+        let mut deadline = shared.started_ns.load(Ordering::Relaxed).saturating_add(timeout_ns);
+        if fired.0 == call {
+            deadline = fired.1.saturating_add(timeout_ns);
+        }
         let now = shared.base.elapsed().as_nanos() as u64;
-        let deadline = started.saturating_add(timeout_ns);
         if now < deadline {
             thread::park_timeout(Duration::from_nanos(deadline - now));
             continue;
         }
         interrupt(target, call);
-        fired = call;
+        fired = (call, now);
     }
 }
 
