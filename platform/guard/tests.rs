@@ -1,6 +1,12 @@
 //! Tests of the game-call guard: each fault it must contain, raised for real inside a guarded
 //! call on the test's thread; and, in child processes (this test binary run again), the faults it
 //! must not hide and the allocations it must not make.
+//!
+//! Under `.ci/sanitizers.sh` (`--cfg handmade_sanitizer`) AddressSanitizer's own SIGSEGV handler
+//! is the previous handler, so a fault outside a guarded call ends the process with ASan's report
+//! and exit status instead of the signal; and allocation counting is off.
+// The cfg is set only through RUSTFLAGS by that script, so Cargo does not declare it.
+#![allow(unexpected_cfgs)]
 
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
@@ -283,19 +289,31 @@ fn run_child(case: &str) -> Output {
         .expect("run the test binary again")
 }
 
+/// The child died of `signal`, as it would have without the guard (or, under ASan, of ASan's
+/// report, when ASan's handler was the one before ours).
+fn assert_killed_by(output: &Output, signal: libc::c_int) {
+    if cfg!(handmade_sanitizer) && output.status.signal().is_none() {
+        assert!(String::from_utf8_lossy(&output.stderr).contains("AddressSanitizer"), "{output:?}");
+        assert!(!output.status.success(), "{output:?}");
+    } else {
+        assert_eq!(output.status.signal(), Some(signal), "{output:?}");
+    }
+}
+
 #[test]
 fn a_fault_outside_a_guarded_call_still_kills() {
     let output = run_child("segv-outside");
-    assert_eq!(output.status.signal(), Some(libc::SIGSEGV), "{output:?}");
+    assert_killed_by(&output, libc::SIGSEGV);
     assert!(String::from_utf8_lossy(&output.stdout).contains("guarded call survived"), "{output:?}");
 }
 
 #[test]
 fn a_stack_overflow_outside_a_guarded_call_still_gets_rusts_message() {
     let output = run_child("overflow-outside");
-    assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{output:?}");
+    assert_killed_by(&output, libc::SIGABRT);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("has overflowed its stack"), "{stderr}");
+    let expected = if cfg!(handmade_sanitizer) { "stack-overflow" } else { "has overflowed its stack" };
+    assert!(stderr.contains(expected), "{stderr}");
 }
 
 #[test]
@@ -312,6 +330,10 @@ fn the_last_guard_puts_the_previous_handlers_back() {
 
 #[test]
 fn guarded_calls_allocate_nothing() {
+    if cfg!(handmade_sanitizer) {
+        eprintln!("skipped: allocation counting is off in sanitizer builds");
+        return;
+    }
     let output = run_child("allocations");
     assert!(output.status.success(), "{output:?}");
 }
