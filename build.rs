@@ -4,7 +4,9 @@
 //! 2. exports the allocation-counting `malloc` family from every binary, so the C libraries and
 //!    the game library call the counting versions (see platform/alloc_count.rs);
 //! 3. records where this build's target directory and profile are, so the platform can find,
-//!    and rebuild, the game library the same workspace builds.
+//!    and rebuild, the game library the same workspace builds;
+//! 4. compiles the C half of the game-call guard (platform/guard/guard.c: sigsetjmp and the
+//!    signal handler, which cannot be written in Rust).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol={symbol}");
     }
     record_target_dir();
+    compile_guard_shim();
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 }
@@ -33,6 +36,12 @@ fn check_system_libraries() {
             Err(_) => println!("cargo:warning=pkg-config not found; cannot check for {package}"),
         }
     }
+}
+
+fn compile_guard_shim() {
+    const SHIM: &str = "platform/guard/guard.c";
+    cc::Build::new().file(SHIM).warnings(true).extra_warnings(true).compile("handmade_guard");
+    println!("cargo:rerun-if-changed={SHIM}");
 }
 
 /// OUT_DIR is `<target>/<profile dir>/build/handmade-<hash>/out`; three levels up is the

@@ -15,6 +15,7 @@ use handmade_api::{
 use crate::audio::{self, fade, AudioDesc, AudioError, AudioOutput};
 use crate::cli::Config;
 use crate::dev::game_build;
+use crate::guard::{CallGuard, GameCall, GameFault};
 use crate::dev::live_loop::{LiveLoop, LoopStep};
 use crate::dev::rebuild::{self, BuildEvent, BuildWatcher};
 use crate::input::script::{InputScript, ScriptError};
@@ -161,6 +162,8 @@ struct Platform<'a> {
     frame_times: Timings<'a>,
     reload_times: Timings<'a>,
     game: GameCode,
+    /// Every game call runs through it: a crash or hang in the game comes back as a fault.
+    guard: CallGuard,
     game_paused: bool,
     /// The keyboard, pad and script as they are, kept apart from `input` (what the game sees
     /// this frame), which a live-loop replay overwrites: leaving playback leaves no key stuck.
@@ -202,6 +205,9 @@ impl<'a> Platform<'a> {
         let library = game_build::resolve_game_library(config.game_lib.as_deref(), sources.as_ref().map(|s| s.0.as_path()));
         let game = GameCode::load(&library)?;
         log::info!("loaded game library {}", library.display());
+        let timeout = Duration::from_millis(u64::from(config.game_timeout_ms));
+        let guard = CallGuard::install(timeout)
+            .map_err(|e| PlatformError::Other(format!("cannot guard the game's calls: {e}")))?;
         let watcher = sources.and_then(|(workspace, game_dir)| start_watcher(&workspace, &game_dir));
         let rollback_snapshot = Snapshot::new(&mut arena, regions.permanent.len())?;
         let live_loop = open_live_loop(config, memory.permanent_storage as u64, regions.permanent.len())?;
@@ -220,6 +226,7 @@ impl<'a> Platform<'a> {
             frame_times,
             reload_times,
             game,
+            guard,
             game_paused: false,
             live_input: GameInput::default(),
             input: GameInput::default(),
@@ -369,13 +376,18 @@ impl<'a> Platform<'a> {
         let migrated = match (self.game.functions().migrate_state, change.old) {
             (Some(migrate), Some(old)) => {
                 let saved = self.rollback_snapshot.bytes();
+                let memory = &mut *self.memory;
                 // SAFETY: `memory` is the platform's live game memory and `saved` a separate,
                 // 64-byte aligned copy of the old permanent storage that outlives the call.
-                let status = unsafe { migrate(&mut *self.memory, saved.as_ptr(), saved.len() as u64, old) };
-                match status {
-                    GameStatus::Ok => Ok(()),
-                    GameStatus::CannotMigrate => Err("game_migrate_state does not know the old shape".to_string()),
-                    other => Err(format!("game_migrate_state returned {other:?}")),
+                let call = || unsafe { migrate(memory, saved.as_ptr(), saved.len() as u64, old) };
+                match self.guard.call(GameCall::MigrateState, call) {
+                    Ok(GameStatus::Ok) => Ok(()),
+                    Ok(GameStatus::CannotMigrate) => Err("game_migrate_state does not know the old shape".to_string()),
+                    Ok(other) => Err(format!("game_migrate_state returned {other:?}")),
+                    Err(fault) => {
+                        self.counters.game_faults += 1;
+                        Err(fault.to_string())
+                    }
                 }
             }
             (Some(_), None) => Err("the old library did not say its state's shape".to_string()),
@@ -414,12 +426,14 @@ impl<'a> Platform<'a> {
         let (width, height) = self.config.size;
         let update = self.functions().update_and_render;
         let mut offscreen = GameOffscreenBuffer::lend(self.bitmap, width, height);
+        let (memory, input) = (&mut *self.memory, &self.input);
         // SAFETY: the game gets exclusive access to its memory, the input and the bitmap for
         // the call; all three are live, initialised `repr(C)` values of the contract's types.
-        let status = unsafe { update(&mut *self.memory, &self.input, &mut offscreen) };
-        let failed = status != GameStatus::Ok;
+        let call = || unsafe { update(memory, input, &mut offscreen) };
+        let result = self.guard.call(GameCall::UpdateAndRender, call);
+        let failed = !matches!(result, Ok(GameStatus::Ok));
         if failed {
-            self.recover("game_update_and_render", status);
+            self.recover(GameCall::UpdateAndRender, result);
         }
         self.memory.reloaded = 0;
         failed
@@ -432,7 +446,7 @@ impl<'a> Platform<'a> {
         let wanted = self.audio.frames_wanted().min(MAX_SOUND_FRAMES);
         let queued_before = self.audio.status().queued_frames; // as `frames_wanted` just measured it
         let (status, count_from_game) = self.call_output_sound(left, right, wanted);
-        let failed = status != GameStatus::Ok;
+        let failed = !matches!(status, Ok(GameStatus::Ok));
         let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
         self.check_samples(l, r, wanted, count_from_game);
         self.fade(l, r, failed);
@@ -454,21 +468,29 @@ impl<'a> Platform<'a> {
         self.counters.sound_frames += wanted as u64;
         // After the sound is out: recovering (its log line, a rollback) is not the sound path.
         if failed {
-            self.recover("game_output_sound", status);
+            self.recover(GameCall::OutputSound, status);
         }
         failed
     }
 
     /// The whole stack buffer is lent and `sample_count` says how much of it to fill, so a game
     /// that writes past the count (it cannot go past MAX_SOUND_FRAMES) stays inside it.
-    fn call_output_sound(&mut self, left: &mut [f32], right: &mut [f32], wanted: usize) -> (GameStatus, u32) {
+    fn call_output_sound(
+        &mut self,
+        left: &mut [f32],
+        right: &mut [f32],
+        wanted: usize,
+    ) -> (Result<GameStatus, GameFault>, u32) {
         let rate = self.audio.sample_rate();
         let mut sound = GameSoundOutputBuffer::lend(rate, self.sound.running_sample_index, left, right);
         sound.sample_count = wanted as u32;
         let output_sound = self.functions().output_sound;
+        let (memory, sound_ref) = (&mut *self.memory, &mut sound);
         // SAFETY: as in `update_and_render`; `sound` lends the two stack channels for this call.
-        let status = unsafe { output_sound(&mut *self.memory, &mut sound) };
-        (status, sound.sample_count)
+        let call = || unsafe { output_sound(memory, sound_ref) };
+        let result = self.guard.call(GameCall::OutputSound, call);
+        // After a fault the count is whatever the game left: `check_samples` ignores it.
+        (result, if result.is_ok() { sound.sample_count } else { wanted as u32 })
     }
 
     /// The frame count is the platform's (what the game wrote beyond it is not played), and
@@ -507,13 +529,26 @@ impl<'a> Platform<'a> {
         }
     }
 
-    /// A game call failed. A library swapped in moments ago is rolled back (with the memory
-    /// snapshot taken just before the swap); otherwise the game is paused until the next reload.
-    fn recover(&mut self, function: &str, status: GameStatus) {
-        self.counters.game_panics += 1;
-        let what = match status {
-            GameStatus::Panicked => format!("game panicked in {function}: {}", self.memory.panic_text()),
-            other => format!("game returned {other:?} from {function}"),
+    /// A game call failed: it panicked, returned an error, crashed or hung. A library swapped
+    /// in moments ago is rolled back (with the memory snapshot taken just before the swap);
+    /// otherwise the game is paused until the next good build. Jumping out of a crashed call
+    /// is acceptable because what it leaves half-done (the library's frames, its state) is
+    /// thrown away here: rolled back, or paused and replaced by the next build.
+    fn recover(&mut self, call: GameCall, result: Result<GameStatus, GameFault>) {
+        let function = call.symbol();
+        let what = match result {
+            Ok(GameStatus::Panicked) => {
+                self.counters.game_panics += 1;
+                format!("game panicked in {function}: {}", self.memory.panic_text())
+            }
+            Ok(other) => {
+                self.counters.game_panics += 1;
+                format!("game returned {other:?} from {function}")
+            }
+            Err(fault) => {
+                self.counters.game_faults += 1;
+                fault.to_string()
+            }
         };
         if self.game.roll_back() {
             self.rollback_snapshot.restore(self.memory);

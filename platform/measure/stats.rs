@@ -78,6 +78,8 @@ pub struct Counters {
     /// Frames in which the game changed the sound buffer's frame count (ignored).
     pub bad_sample_counts: u64,
     pub game_panics: u64,
+    /// Crashes (signals) and hangs (watchdog) inside game calls, contained.
+    pub game_faults: u64,
     pub rollbacks: u64,
     /// The longest a frame with a reload worked (its frame-rate wait left out).
     pub reload_frame_busy_ms_max: f64,
@@ -115,6 +117,7 @@ pub fn format_line(c: &Counters, frame: &Timings<'_>, reload: &Timings<'_>, resi
     kv("nonfinite_samples", &c.nonfinite_samples);
     kv("bad_sample_counts", &c.bad_sample_counts);
     kv("game_panics", &c.game_panics);
+    kv("game_faults", &c.game_faults);
     kv("rollbacks", &c.rollbacks);
     kv("event_heap_allocs", &c.event_heap_allocs);
     kv("game_libs_mapped", &c.game_libs_mapped);
