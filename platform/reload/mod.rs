@@ -82,7 +82,10 @@ pub enum ReloadOutcome {
     /// The library has been gone for a while (said once, this frame).
     Missing,
     Reloaded { load_time: Duration, shape: Option<ShapeChange> },
+    /// A new failure (said once, this frame).
     Failed,
+    /// Another try of a transient failure that was already said failed again.
+    Retrying,
 }
 
 /// The new library's persistent state has another shape than the old one's: its bytes must
@@ -347,10 +350,11 @@ impl GameCode {
             return ReloadOutcome::Unchanged;
         }
         if error.is_transient() {
-            if !said {
-                log::warn!("reload failed, keeping the loaded game: {error}; retrying");
-            }
             self.pending = Pending::Retry { stamp, polls_left: backoff, backoff };
+            if said {
+                return ReloadOutcome::Retrying;
+            }
+            log::warn!("reload failed, keeping the loaded game: {error}; retrying");
         } else {
             log::warn!("reload failed, keeping the loaded game: {error}");
             self.pending = Pending::Parked(stamp);
@@ -528,7 +532,7 @@ mod tests {
         let transient = || GameCodeError::Probe { path: path.clone(), message: "EAGAIN".into() };
         assert_eq!(code.fail(stamp, transient()), ReloadOutcome::Failed);
         assert!(matches!(code.pending, Pending::Retry { polls_left: 1, backoff: 1, .. }));
-        assert_eq!(code.fail(stamp, transient()), ReloadOutcome::Failed);
+        assert_eq!(code.fail(stamp, transient()), ReloadOutcome::Retrying, "said and counted once");
         assert!(matches!(code.pending, Pending::Retry { polls_left: 2, backoff: 2, .. }));
         let bad = GameCodeError::NotALibrary { path: path.clone(), why: "no" };
         code.fail(stamp, bad);
