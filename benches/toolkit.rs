@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::sync::Mutex;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use handmade::audio::interleave_i16;
+use handmade::interleave_i16;
 use handmade_api::{rt::spsc, MemoryArena};
 
 /// One 4800-sample i16 buffer (the course's L5.5 buffer), zeroed, three ways.

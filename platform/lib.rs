@@ -22,8 +22,6 @@ mod sdl_context;
 mod signals;
 mod window;
 
-pub mod analysis;
-
 pub use audio::{interleave_i16, AudioChoice};
 pub use cli::{Args, Config};
 pub use dev::game_build::resolve_game_library;

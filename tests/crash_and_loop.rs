@@ -138,7 +138,7 @@ fn loop_recording_replays_the_recorded_segment() {
     // The snapshot and inputs live in the memory-mapped file, which is complete and valid.
     let bytes = fs::read(&loop_file).unwrap();
     assert_eq!(&bytes[..6], b"HMLOOP");
-    handmade::live_loop::check_recording(&bytes, 64 << 20).unwrap();
+    handmade::check_recording(&bytes, 64 << 20).unwrap();
 
     // The same file replayed from the start; a damaged copy is one clear line, and the run goes on.
     let truncated = dir.path().join("cut.hml");

@@ -173,7 +173,7 @@ fn sigterm_while_recording_leaves_a_valid_loop_file_and_wav() {
     let frames = stat_u64(&out.stdout, "frames") as usize;
     assert!(frames > 20 && frames < 6000, "stopped early by the signal: {frames}");
     let bytes = fs::read(&loop_file).unwrap();
-    handmade::live_loop::check_recording(&bytes, 64 << 20).expect("a complete, valid recording");
+    handmade::check_recording(&bytes, 64 << 20).expect("a complete, valid recording");
     assert_unbroken_sine(&wav, frames);
 }
 

@@ -6,9 +6,11 @@
 //! `cargo test` builds the examples (without running them) into `<target>/<profile>/examples/`;
 //! this test runs those binaries, building any that are missing first.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use handmade_support::{build_game_variant, example_binary};
 
 const LESSONS: &[&str] = &[
     "l1_hot_reload",
@@ -41,45 +43,13 @@ const PLOTTED: &[&str] = &[
     "l9_1_mixer",
 ];
 
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().and_then(Path::parent).expect("test binary lives in <target>/<profile>/deps").to_path_buf()
-}
-
-fn example_binary(name: &str) -> PathBuf {
-    let path = profile_dir().join("examples").join(name);
-    if !path.exists() {
-        let profile = if profile_dir().ends_with("release") { "release" } else { "dev" };
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--profile", profile, "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build --example");
-        assert!(status.success(), "building example {name} failed");
-    }
-    path
-}
-
-fn game_library() -> PathBuf {
-    let lib = profile_dir().join("libgame.so");
-    if !lib.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "game"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p game");
-        assert!(status.success(), "cargo build -p game failed");
-    }
-    lib
-}
-
 /// Runs one lesson in quick mode with a generous deadline; returns its stdout.
 fn run_lesson(name: &str) -> String {
     let binary = example_binary(name);
     let out_dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(&binary)
         .env("LESSON_QUICK", "1")
-        .env("LESSON_GAME_LIB", game_library())
+        .env("LESSON_GAME_LIB", build_game_variant(""))
         .env("CARGO_TARGET_DIR", out_dir.path()) // plots and WAVs land in a private dir
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
