@@ -48,7 +48,8 @@ fn main() {
         stat(&stats, "reload_ms_max")
     );
 
-    let left: Vec<i32> = Wav::open(&wav).expect("the platform wrote the WAV").channel(0).into_iter().map(i32::from).collect();
+    let left: Vec<i32> =
+        Wav::open(&wav).expect("the platform wrote the WAV").channel(0).into_iter().map(i32::from).collect();
     let deviation = |range: std::ops::Range<usize>| range.map(|i| (left[i] - ideal(i)).abs()).max().unwrap_or(0);
     let boundaries: Vec<usize> = (1..).map(|k| k * RELOAD_EVERY * FRAME).take_while(|&b| b < left.len()).collect();
     let overall = deviation(0..left.len());

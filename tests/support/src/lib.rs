@@ -10,8 +10,11 @@ mod sound;
 mod stats;
 mod tone;
 
-pub use paths::{build_game_variant, cargo_build, copy_workspace, example_binary, platform_binary, profile_dir, target_dir, workspace};
-pub use process::{run_platform, spawn_paced, stderr_lines, LogWatcher};
+pub use paths::{
+    build_c_library, build_game_variant, cargo_build, copy_workspace, example_binary, platform_binary, profile_dir,
+    target_dir, workspace,
+};
+pub use process::{expect_success, run_platform, spawn_paced, stderr_lines, LogWatcher};
 pub use sound::{ideal_tone, max_error_steps, read_wav, Wav, DEFAULT_AMPLITUDE, RATE, TONE_HZ};
 pub use stats::{parse_stats, stat, stat_u64, StatsSource};
 pub use tone::{check_tone, ToneChecker, ToneReport};

@@ -80,6 +80,17 @@ pub fn example_binary(name: &str) -> PathBuf {
     binary
 }
 
+/// Compiles C `source` into `dir/lib<name>.so` with the system's `cc`: shared libraries that
+/// are not the game (no symbols, a crashing constructor) for the loader's tests.
+pub fn build_c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let file = dir.join(format!("{name}.c"));
+    fs::write(&file, source).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    let library = dir.join(format!("lib{name}.so"));
+    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&library).arg(&file).status().expect("run cc");
+    assert!(status.success(), "cc -shared {} failed", file.display());
+    library
+}
+
 /// Copies the workspace (sources and manifests, not `target/`, `.git/` or the fuzz crate)
 /// into `to`, so a test can edit the game's sources without touching the real ones.
 pub fn copy_workspace(to: &Path) {

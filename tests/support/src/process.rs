@@ -32,6 +32,14 @@ pub fn spawn_paced(game: &Path, wav: &Path, frames: u32, extra: &[&str]) -> Chil
         .expect("spawn handmade")
 }
 
+/// Asserts that a run ended successfully (showing its stderr when not) and returns that
+/// stderr, for the checks that follow.
+pub fn expect_success(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "the platform failed ({}):\n{stderr}", output.status);
+    stderr
+}
+
 /// Stderr lines a user sees (log lines and errors).
 pub fn stderr_lines(output: &Output) -> Vec<String> {
     String::from_utf8_lossy(&output.stderr).lines().map(str::to_string).collect()

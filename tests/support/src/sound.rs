@@ -20,7 +20,8 @@ impl Wav {
     pub fn open(path: &Path) -> Result<Wav, String> {
         let mut reader = hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let spec = reader.spec();
-        let samples = reader.samples::<i16>().collect::<Result<_, _>>().map_err(|e| format!("{}: {e}", path.display()))?;
+        let samples =
+            reader.samples::<i16>().collect::<Result<_, _>>().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Wav { rate: spec.sample_rate, channels: spec.channels, samples })
     }
 
