@@ -7,10 +7,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! rustup +nightly component list --installed 2>/dev/null | grep -q '^miri'; then
-    echo "miri.sh: installing the nightly miri and rust-src components" >&2
-    rustup toolchain install nightly --profile minimal
-    rustup +nightly component add miri rust-src
+installed=$(rustup +nightly component list --installed 2>/dev/null || true)
+if ! grep -q '^miri' <<<"$installed" || ! grep -q '^rust-src' <<<"$installed"; then
+    if ! command -v rustup >/dev/null; then
+        echo "miri.sh: Miri needs rustup to install the nightly toolchain (https://rustup.rs); none on PATH" >&2
+        exit 1
+    fi
+    echo "miri.sh: installing the nightly toolchain with the miri and rust-src components" >&2
+    if ! rustup toolchain install nightly --profile minimal --component miri rust-src >&2; then
+        echo "miri.sh: could not install nightly with miri and rust-src (rustup failed, see above)" >&2
+        exit 1
+    fi
 fi
 
 # A separate target dir: Miri's artifacts must not invalidate the shared debug build.
@@ -23,4 +30,5 @@ cargo +nightly miri test -p handmade_api "$@"
 # The platform's own unsafe memory handling: carving the block, snapshots of the game's
 # storage, decoding assets into the arena, loop input records. (The rest of the platform is
 # FFI: ALSA, SDL2, dlopen, which Miri cannot run.)
-exec cargo +nightly miri test -p handmade --lib "$@" -- memory:: snapshot:: assets:: live_loop::tests::input
+# (`memory::` holds the block, `memory::snapshot` and `memory::assets`.)
+exec cargo +nightly miri test -p handmade --lib "$@" -- memory:: dev::live_loop::tests::input

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::sync::Mutex;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use handmade::audio::interleave_i16;
+use handmade::interleave_i16;
 use handmade_api::{rt::spsc, MemoryArena};
 
 /// One 4800-sample i16 buffer (the course's L5.5 buffer), zeroed, three ways.
@@ -122,7 +122,6 @@ fn conversion(c: &mut Criterion) {
 /// finds the queue full/empty yields, so the figures stay meaningful when the two threads share
 /// a core (on a loaded 2-core machine pure spinning measures the scheduler instead).
 fn queues(c: &mut Criterion) {
-    const ITEMS: u64 = 100_000;
     let mut group = c.benchmark_group("spsc_100k_items_two_threads");
     group.throughput(Throughput::Elements(ITEMS));
     group.sample_size(20);
@@ -132,27 +131,7 @@ fn queues(c: &mut Criterion) {
             |mut backing| {
                 let mut arena = MemoryArena::new("bench", &mut backing);
                 let (mut tx, mut rx) = spsc::channel::<u64>(&mut arena, 1024).unwrap();
-                std::thread::scope(|s| {
-                    s.spawn(move || {
-                        let mut i = 0;
-                        while i < ITEMS {
-                            if tx.push(i).is_ok() {
-                                i += 1;
-                            } else {
-                                std::thread::yield_now();
-                            }
-                        }
-                    });
-                    let mut got = 0;
-                    while got < ITEMS {
-                        if let Some(v) = rx.pop() {
-                            black_box(v);
-                            got += 1;
-                        } else {
-                            std::thread::yield_now();
-                        }
-                    }
-                });
+                transfer(move |i| tx.push(i).is_ok(), || rx.pop());
             },
             BatchSize::PerIteration,
         )
@@ -160,60 +139,52 @@ fn queues(c: &mut Criterion) {
     group.bench_function("rtrb", |b| {
         b.iter(|| {
             let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(1024);
-            std::thread::scope(|s| {
-                s.spawn(move || {
-                    let mut i = 0;
-                    while i < ITEMS {
-                        if tx.push(i).is_ok() {
-                            i += 1;
-                        } else {
-                            std::thread::yield_now();
-                        }
-                    }
-                });
-                let mut got = 0;
-                while got < ITEMS {
-                    if let Ok(v) = rx.pop() {
-                        black_box(v);
-                        got += 1;
-                    } else {
-                        std::thread::yield_now();
-                    }
-                }
-            });
+            transfer(move |i| tx.push(i).is_ok(), || rx.pop().ok());
         })
     });
     group.bench_function("mutex_vecdeque", |b| {
         b.iter(|| {
             let queue = Mutex::new(VecDeque::with_capacity(1024));
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    let mut i = 0;
-                    while i < ITEMS {
-                        let mut q = queue.lock().unwrap();
-                        if q.len() < 1024 {
-                            q.push_back(i);
-                            i += 1;
-                        } else {
-                            drop(q);
-                            std::thread::yield_now();
-                        }
-                    }
-                });
-                let mut got = 0;
-                while got < ITEMS {
-                    let item = queue.lock().unwrap().pop_front();
-                    if let Some(v) = item {
-                        black_box(v);
-                        got += 1;
-                    } else {
-                        std::thread::yield_now();
-                    }
+            let push = |i| {
+                let mut q = queue.lock().unwrap();
+                let room = q.len() < 1024;
+                if room {
+                    q.push_back(i);
                 }
-            });
+                room // the lock is released before the producer yields
+            };
+            transfer(push, || queue.lock().unwrap().pop_front());
         })
     });
     group.finish();
+}
+
+const ITEMS: u64 = 100_000;
+
+/// Moves `ITEMS` values through one queue: `push` (false when full) on a producer thread, `pop`
+/// (None when empty) on this one; a side that cannot go on yields.
+fn transfer(mut push: impl FnMut(u64) -> bool + Send, mut pop: impl FnMut() -> Option<u64>) {
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut i = 0;
+            while i < ITEMS {
+                if push(i) {
+                    i += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut got = 0;
+        while got < ITEMS {
+            if let Some(v) = pop() {
+                black_box(v);
+                got += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    });
 }
 
 criterion_group!(toolkit, allocation, mixing, conversion, queues);

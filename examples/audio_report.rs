@@ -10,8 +10,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
-use handmade::audio::interleave_i16;
-use handmade::cli::Args;
+use handmade::interleave_i16;
+use handmade::{Args, Config};
 
 fn main() {
     if std::env::var_os("PULSE_TMP").is_none() {
@@ -57,8 +57,8 @@ fn conversion_cost() {
     );
 }
 
-/// Runs the platform headless for `seconds` and returns its stats pairs.
-fn run(backend: &str, latency_ms: f32, seconds: u64) -> Vec<(String, String)> {
+/// Runs the platform headless for `seconds` and returns its counters.
+fn run(backend: &str, latency_ms: f32, seconds: u64) -> handmade::RunReport {
     let frames = (seconds * 60).to_string();
     let latency = latency_ms.to_string();
     let args = Args::parse_from([
@@ -72,29 +72,24 @@ fn run(backend: &str, latency_ms: f32, seconds: u64) -> Vec<(String, String)> {
         "--frames",
         &frames,
     ]);
-    match handmade::frame_loop::run(&args) {
-        Ok(report) => handmade::stats::parse_line(&report.stats_line),
-        Err(e) => panic!("{backend} at {latency_ms} ms: {e}"),
-    }
-}
-
-fn get<'a>(stats: &'a [(String, String)], key: &str) -> &'a str {
-    stats.iter().find(|(k, _)| k == key).map_or("?", |(_, v)| v.as_str())
+    let config = Config::from_args(&args).unwrap_or_else(|e| panic!("{backend} at {latency_ms} ms: {e}"));
+    handmade::run(&config).unwrap_or_else(|e| panic!("{backend} at {latency_ms} ms: {e}"))
 }
 
 fn achieved_latency() {
     println!("achieved latency (mean device delay at write time), 5 s runs:");
     for backend in ["alsa", "sdl"] {
         for requested in [33.3f32, 20.0, 10.0] {
-            let stats = run(backend, requested, 5);
+            let report = run(backend, requested, 5);
+            let c = &report.counters;
             println!(
-                "  {backend:4} requested {requested:5.1} ms -> achieved {} ms, underruns {}, frame_ms_p99 {}, sound_heap_allocs {}, heap_allocs_after_warmup {}, other threads {}",
-                get(&stats, "latency_ms"),
-                get(&stats, "underruns"),
-                get(&stats, "frame_ms_p99"),
-                get(&stats, "sound_heap_allocs"),
-                get(&stats, "heap_allocs_after_warmup"),
-                get(&stats, "heap_allocs_other_threads"),
+                "  {backend:4} requested {requested:5.1} ms -> achieved {:.2} ms, underruns {}, frame_ms_p99 {}, sound_heap_allocs {}, heap_allocs_after_warmup {}, other threads {}",
+                c.latency_ms,
+                c.underruns,
+                handmade_support::stat(&report.stats_line, "frame_ms_p99"),
+                c.sound_heap_allocs,
+                c.heap_allocs_after_warmup,
+                c.heap_allocs_other_threads,
             );
         }
     }
@@ -105,13 +100,13 @@ fn lowest_latency() {
     for backend in ["alsa", "sdl"] {
         let mut lowest = None;
         for latency in [20.0f32, 15.0, 10.0, 8.0, 6.0, 5.0, 4.0, 3.0, 2.0] {
-            let stats = run(backend, latency, seconds);
-            let underruns = get(&stats, "underruns").to_string();
+            let c = run(backend, latency, seconds).counters;
+            let underruns = c.underruns;
             println!(
-                "  sweep {backend:4} {latency:4.1} ms for {seconds} s: underruns {underruns}, achieved {} ms",
-                get(&stats, "latency_ms")
+                "  sweep {backend:4} {latency:4.1} ms for {seconds} s: underruns {underruns}, achieved {:.2} ms",
+                c.latency_ms
             );
-            if underruns != "0" {
+            if underruns != 0 {
                 break;
             }
             lowest = Some(latency);

@@ -7,9 +7,8 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use handmade::game_code::GameCode;
-use handmade::input::{self, Key};
-use handmade::memory::{MemoryLayout, PlatformMemoryBlock};
+use handmade::keys::{self, Key};
+use handmade::{GameCode, MemoryLayout, PlatformMemoryBlock};
 use handmade_api::{
     AudioSyncMarker, AudioSyncRing, GameAssets, GameInput, GameMemory, GameOffscreenBuffer, GameSample,
     GameSoundOutputBuffer, MAX_SOUND_FRAMES,
@@ -20,7 +19,7 @@ const CPU_SECONDS: u64 = 5;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let library = handmade::game_build::resolve_game_library(None, None);
+    let library = handmade::resolve_game_library(None, None);
     let (p50, p99) = update_render_times(&library);
     println!("game update+render at 960x540 over {FRAMES} frames: p50 {p50:.3} ms, p99 {p99:.3} ms");
     let cpu = cpu_percent_at_60fps();
@@ -61,10 +60,10 @@ fn update_render_times(library: &std::path::Path) -> (f64, f64) {
     let mut input = GameInput::default();
     let mut times = Vec::with_capacity(FRAMES);
     for frame in 0..FRAMES {
-        input::begin_frame(&mut input, frame as u64, 1.0 / 60.0);
+        keys::begin_frame(&mut input, frame as u64, 1.0 / 60.0);
         // Wander: right for a second, left for a second, and so on.
-        input::apply_key(&mut input, Key::Right, (frame / 60) % 2 == 0);
-        input::apply_key(&mut input, Key::Left, (frame / 60) % 2 == 1);
+        keys::apply_key(&mut input, Key::Right, (frame / 60) % 2 == 0);
+        keys::apply_key(&mut input, Key::Left, (frame / 60) % 2 == 1);
         let mut buffer = GameOffscreenBuffer::lend(&mut bitmap, 960, 540);
         let start = Instant::now();
         // SAFETY: memory, input and bitmap are live, initialised contract values, exclusively
@@ -90,7 +89,7 @@ fn update_render_times(library: &std::path::Path) -> (f64, f64) {
 /// Runs the whole platform in this process, paced at 60 fps, and reads the CPU time it used.
 fn cpu_percent_at_60fps() -> f64 {
     let frames = (CPU_SECONDS * 60).to_string();
-    let args = handmade::cli::Args::parse_from([
+    let args = handmade::Args::parse_from([
         "handmade",
         "--headless",
         "--realtime",
@@ -100,9 +99,10 @@ fn cpu_percent_at_60fps() -> f64 {
         "--frames",
         &frames,
     ]);
+    let config = handmade::Config::from_args(&args).expect("valid flags");
     let before = cpu_time();
     let wall = Instant::now();
-    handmade::frame_loop::run(&args).expect("run the platform");
+    handmade::run(&config).expect("run the platform");
     let used = cpu_time() - before;
     100.0 * used.as_secs_f64() / wall.elapsed().as_secs_f64()
 }

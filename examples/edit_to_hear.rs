@@ -7,11 +7,10 @@
 //! (EDITS=N sets the number of edits, default 7; LESSON_QUICK=1 makes it 5.)
 
 use std::fs;
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use handmade_support::{copy_workspace, platform_binary, stat, LogWatcher};
 
 const ANCHOR: &str = "const AMPLITUDE: f32 = 0.25;";
 
@@ -23,7 +22,7 @@ fn main() {
         .max(5);
     let dir = tempfile::tempdir().expect("temporary directory");
     let ws = dir.path().join("ws");
-    copy_sources(Path::new(env!("CARGO_MANIFEST_DIR")), &ws);
+    copy_workspace(&ws);
     let platform = platform_binary();
     println!("edit_to_hear: {} one-line edits of game/src/sound.rs, platform {}", edits, platform.display());
 
@@ -36,8 +35,8 @@ fn main() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the platform");
-    let lines = log_lines(child.stderr.take().expect("stderr"));
-    wait_for(&lines, "rebuilding the game when", Duration::from_secs(600));
+    let mut log = LogWatcher::new(child.stderr.take().expect("stderr"));
+    log.wait_for_unless("rebuilding the game when", Some("build failed"), Duration::from_secs(600));
 
     let sound_rs = ws.join("game/src/sound.rs");
     let original = fs::read_to_string(&sound_rs).expect("read sound.rs");
@@ -50,7 +49,7 @@ fn main() {
         fs::write(&staged, text).expect("write");
         let saved = Instant::now();
         fs::rename(&staged, &sound_rs).expect("save");
-        let line = wait_for(&lines, "save-to-code", Duration::from_secs(120));
+        let line = log.wait_for_unless("save-to-code", Some("build failed"), Duration::from_secs(120));
         let seen = saved.elapsed().as_secs_f64() * 1e3;
         let (s2c, build) = (field_ms(&line, "save-to-code"), field_ms(&line, "build"));
         println!("edit {i}: save-to-code {s2c:>5.0} ms (build {build:>4.0} ms), seen from outside {seen:>5.0} ms");
@@ -60,11 +59,6 @@ fn main() {
     }
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let out = child.wait_with_output().expect("platform exit");
-    let stats = String::from_utf8_lossy(&out.stdout);
-    let stat = |key: &str| {
-        let prefix = format!("{key}=");
-        stats.split_whitespace().find_map(|kv| kv.strip_prefix(prefix.as_str())).unwrap_or("?").to_string()
-    };
     println!(
         "median save-to-code: {:.0} ms (platform log), {:.0} ms (outside); median build {:.0} ms",
         median(&mut logged),
@@ -73,9 +67,9 @@ fn main() {
     );
     println!(
         "reload frames: longest work {} ms (budget 16.7 ms); all frames: p99 {} ms, max {} ms (pacing included, cargo running beside)",
-        stat("reload_frame_busy_ms_max"),
-        stat("frame_ms_p99"),
-        stat("frame_ms_max")
+        stat(&out.stdout, "reload_frame_busy_ms_max"),
+        stat(&out.stdout, "frame_ms_p99"),
+        stat(&out.stdout, "frame_ms_max")
     );
     println!("goal: median under 500 ms on this 2-core machine with the game optimised (profile game-fast)");
     println!("peer, quoted from issue 5 (not measured here): hot-lib-reloader 0.8.2 864 ms default debounce, 280 ms at 20 ms");
@@ -93,60 +87,4 @@ fn field_ms(line: &str, name: &str) -> f64 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN)
-}
-
-fn log_lines(stderr: std::process::ChildStderr) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(lines: &mpsc::Receiver<String>, text: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.contains(text) => return line,
-            Ok(line) if line.contains("build failed") => panic!("{line}"),
-            Ok(_) => {}
-            Err(_) => panic!("the platform never logged `{text}`"),
-        }
-    }
-}
-
-/// The release platform binary beside this example (`target/release/examples/..`), built if missing.
-fn platform_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    let binary = exe.parent().and_then(Path::parent).expect("profile dir").join("handmade");
-    if !binary.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--release", "--bin", "handmade"])
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building the platform failed");
-    }
-    binary
-}
-
-fn copy_sources(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for entry in fs::read_dir(from).expect("read dir").flatten() {
-        let name = entry.file_name();
-        if ["target", ".git", "fuzz"].iter().any(|skip| name == *skip) {
-            continue;
-        }
-        let path = entry.path();
-        if path.is_dir() {
-            copy_sources(&path, &to.join(&name));
-        } else {
-            fs::copy(&path, to.join(&name)).expect("copy");
-        }
-    }
 }

@@ -26,7 +26,7 @@ fn main() {
     let frames = pick(600, 240);
     let wav = lessons_dir().join("l1_hot_reload.wav");
     let (n, every) = (frames.to_string(), RELOAD_EVERY.to_string());
-    let stats = run_platform(&[
+    let stats = run_in_process(&[
         "--headless",
         "--audio",
         "wav",
@@ -48,8 +48,8 @@ fn main() {
         stat(&stats, "reload_ms_max")
     );
 
-    let mut reader = hound::WavReader::open(&wav).expect("the platform wrote the WAV");
-    let left: Vec<i32> = reader.samples::<i16>().step_by(2).map(|s| i32::from(s.expect("sample"))).collect();
+    let left: Vec<i32> =
+        Wav::open(&wav).expect("the platform wrote the WAV").channel(0).into_iter().map(i32::from).collect();
     let deviation = |range: std::ops::Range<usize>| range.map(|i| (left[i] - ideal(i)).abs()).max().unwrap_or(0);
     let boundaries: Vec<usize> = (1..).map(|k| k * RELOAD_EVERY * FRAME).take_while(|&b| b < left.len()).collect();
     let overall = deviation(0..left.len());

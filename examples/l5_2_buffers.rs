@@ -10,7 +10,7 @@ mod common;
 use std::hint::black_box;
 
 use common::*;
-use handmade::audio::interleave_i16;
+use handmade::interleave_i16;
 
 fn main() {
     header("L5.2", "sound buffer sizes and the copy cost of the device write");

@@ -45,7 +45,7 @@ fn arena_basics() {
 fn soak(frames: u64) -> (String, String, f64) {
     let start = Instant::now();
     let n = frames.to_string();
-    let stats = run_platform(&["--frames", &n, "--audio", "none", "--headless", "--stats", "--no-rebuild"]);
+    let stats = run_in_process(&["--frames", &n, "--audio", "none", "--headless", "--stats", "--no-rebuild"]);
     let seconds = start.elapsed().as_secs_f64();
     println!("soak {frames} frames: {} ({seconds:.1} s, {:.0} frames/s)", summary(&stats), frames as f64 / seconds);
     (stat(&stats, "arena_high_water_bytes").to_string(), stat(&stats, "resident_mib").to_string(), seconds)

@@ -28,7 +28,7 @@ fn main() {
     let wav = lessons_dir().join("l5_5_audit.wav");
     let n = frames.to_string();
     let start = AllocCounts::now();
-    let stats = run_platform(&[
+    let stats = run_in_process(&[
         "--headless",
         "--audio",
         "wav",
@@ -61,7 +61,7 @@ fn main() {
         "the sound path must never allocate; preallocate everything at start-up",
         &format!(
             "sound_heap_allocs={sound} over {frames} frames and heap_allocs_after_warmup={after_warmup} (whole frames after {} warm-up frames), counting {}",
-            handmade::frame_loop::WARMUP_FRAMES,
+            handmade::WARMUP_FRAMES,
             if active { "active" } else { "INACTIVE" }
         ),
         &format!(

@@ -12,7 +12,7 @@ use std::f64::consts::TAU;
 use std::hint::black_box;
 
 use common::*;
-use handmade::audio::interleave_i16;
+use handmade::interleave_i16;
 
 const FRAMES: usize = 4800;
 

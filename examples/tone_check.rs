@@ -5,7 +5,7 @@
 //!
 //! Run with: cargo run --release --example tone_check -- FILE.wav [TONE_HZ]
 
-use handmade::analysis::ToneChecker;
+use handmade_support::{ToneChecker, Wav};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -14,19 +14,17 @@ fn main() {
         std::process::exit(2);
     };
     let tone_hz: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(256.0);
-    let mut reader = match hound::WavReader::open(&path) {
-        Ok(reader) => reader,
+    let wav = match Wav::open(path.as_ref()) {
+        Ok(wav) => wav,
         Err(e) => {
-            eprintln!("tone_check: {path}: {e}");
+            eprintln!("tone_check: {e}");
             std::process::exit(2);
         }
     };
-    let spec = reader.spec();
-    let rate = f64::from(spec.sample_rate);
-    let channels = usize::from(spec.channels);
+    let rate = f64::from(wav.rate);
     let trim = (0.3 * rate) as usize;
     // The left channel, first pass: where the sound starts and ends.
-    let left: Vec<i16> = reader.samples::<i16>().step_by(channels).map(|s| s.unwrap_or(0)).collect();
+    let left = wav.channel(0);
     let loud = |s: &i16| s.unsigned_abs() > 300;
     let (Some(first), Some(last)) = (left.iter().position(loud), left.iter().rposition(loud)) else {
         println!("tone_check: {path}: silent");

@@ -23,8 +23,6 @@ mod sdl_context;
 mod signals;
 mod window;
 
-pub mod analysis;
-
 pub use audio::{interleave_i16, AudioChoice};
 pub use cli::{Args, Config};
 pub use dev::game_build::resolve_game_library;
@@ -37,6 +35,12 @@ pub use measure::stats::Counters;
 pub use memory::assets::{decode_wav, MAX_SAMPLE_FRAMES};
 pub use memory::{MemoryLayout, PlatformMemoryBlock};
 pub use reload::GameCode;
+
+/// The loop recording's file format, for the fuzzer: check a file, and stamp or reseal a
+/// mutated one so it reaches the checks behind the layout hash and the checksum.
+pub mod loop_file {
+    pub use crate::dev::live_loop::{check_recording, reseal_checksum, stamp_layout_hash};
+}
 
 /// Keyboard handling, for tests that drive the input the way the window does.
 pub mod keys {

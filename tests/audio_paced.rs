@@ -11,14 +11,12 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
-use common::{build_game_variant, read_wav, stat_u64};
+use common::{build_game_variant, check_tone, read_wav, stat_u64, RATE, TONE_HZ};
 
 /// One paced run at a time: two sound servers and two players on a small machine would
 /// measure the machine's load, not the backends.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const RATE: f64 = 48_000.0;
-const TONE_HZ: f64 = 256.0;
 const AMPLITUDE: f64 = common::DEFAULT_AMPLITUDE;
 /// Start/stop transients (stream start, the final drain) are not judged.
 const TRIM_SECONDS: f64 = 0.3;
@@ -80,7 +78,7 @@ fn pulseaudio_available() -> bool {
 }
 
 /// One continuous sine between the first and last sound: same on both channels, the right
-/// amplitude and pitch, no discontinuity anywhere in the cycle (`handmade::analysis`: the
+/// amplitude and pitch, no discontinuity anywhere in the cycle (`handmade_support::check_tone`: the
 /// recurrence residual of a pure sine), no gap, and about as long as the run.
 fn check_continuous_sine(left: &[f64], right: &[f64], backend: &str) {
     let loud = |s: &f64| s.abs() > 0.01;
@@ -93,7 +91,7 @@ fn check_continuous_sine(left: &[f64], right: &[f64], backend: &str) {
     let (body, body_right) = (&left[first + trim..last - trim], &right[first + trim..last - trim]);
     let differ = body.iter().zip(body_right).position(|(l, r)| (l - r).abs() > 2.0 / 32768.0);
     assert!(differ.is_none(), "{backend}: channels differ at {differ:?}");
-    let report = handmade::analysis::check_tone(body, TONE_HZ, RATE);
+    let report = check_tone(body, TONE_HZ, RATE);
     let at = report.first_discontinuity.map(|i| (first + trim) as f64 / RATE + i as f64 / RATE);
     assert_eq!(report.discontinuities, 0, "{backend}: discontinuity at {at:?} s: {report:?}");
     assert!(report.longest_silence <= 2, "{backend}: a gap: {report:?}");

@@ -36,8 +36,7 @@ fn a_fresh_library_that_panics_is_rolled_back_without_a_click() {
     fs::copy(&crashing, &staged).unwrap();
     fs::rename(&staged, &live).unwrap();
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     assert_eq!(stat_u64(&out.stdout, "reloads"), 1, "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "rollbacks"), 1, "{stderr}");
     let logged: Vec<&str> = stderr.lines().filter(|l| l.contains("rolled back")).collect();
@@ -77,8 +76,7 @@ fn a_panic_with_nothing_to_roll_back_to_pauses_until_a_good_build() {
     fs::copy(&good, &staged).unwrap();
     fs::rename(&staged, &live).unwrap();
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     assert_eq!(stat_u64(&out.stdout, "game_panics"), 1, "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "rollbacks"), 0, "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "reloads"), 1, "{stderr}");
@@ -119,8 +117,7 @@ fn loop_recording_replays_the_recorded_segment() {
         "--loop-file",
         loop_file.to_str().unwrap(),
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    expect_success(&out);
     let (left, _) = read_wav(&wav);
     let block = |from: usize, to: usize| &left[from * FRAME..to * FRAME];
     let recorded = block(30, 90);
@@ -138,7 +135,7 @@ fn loop_recording_replays_the_recorded_segment() {
     // The snapshot and inputs live in the memory-mapped file, which is complete and valid.
     let bytes = fs::read(&loop_file).unwrap();
     assert_eq!(&bytes[..6], b"HMLOOP");
-    handmade::live_loop::check_recording(&bytes, 64 << 20).unwrap();
+    handmade::check_recording(&bytes, 64 << 20).unwrap();
 
     // The same file replayed from the start; a damaged copy is one clear line, and the run goes on.
     let truncated = dir.path().join("cut.hml");
@@ -155,8 +152,7 @@ fn loop_recording_replays_the_recorded_segment() {
         "--play-loop",
         truncated.to_str().unwrap(),
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("loop file")).collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("truncated"), "{}", lines[0]);
@@ -177,8 +173,7 @@ fn loop_recording_replays_the_recorded_segment() {
         "--play-loop",
         loop_file.to_str().unwrap(),
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     let refused: Vec<&str> = stderr.lines().filter(|l| l.contains("loop file")).collect();
     assert!(refused.len() <= 1, "{stderr}");
     if let Some(line) = refused.first() {

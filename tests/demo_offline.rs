@@ -35,7 +35,7 @@ fn run_demo(script: Option<&str>, data_dir: Option<&Path>) -> ((Vec<f64>, Vec<f6
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_platform(&refs);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    expect_success(&out);
     (read_wav(&wav), out)
 }
 

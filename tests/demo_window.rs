@@ -187,8 +187,7 @@ fn closing_the_window_while_reloading_every_frame_quits_cleanly() {
     }
     let closed_at = Instant::now();
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     assert!(closed_at.elapsed() < Duration::from_secs(3), "quit promptly");
     let frames = stat_u64(&out.stdout, "frames");
     assert!(frames > 30 && frames < 100_000, "{frames}");

@@ -51,8 +51,7 @@ fn a_deleted_library_keeps_the_loaded_code_until_it_is_back() {
     sleep(Duration::from_millis(1200));
     install(&game, &live, 0o644);
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     assert_eq!(count_lines(&stderr, "is gone"), 1, "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "reloads"), 1, "loaded again once it was back: {stderr}");
     assert_eq!(stat_u64(&out.stdout, "reload_failures"), 0, "{stderr}");
@@ -109,8 +108,7 @@ fn unreadable_library_and_unwritable_copy_directory_are_reported_once() {
     fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
     install(&game, &live, 0o644); // fixed: loads
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     assert_eq!(count_lines(&stderr, "cannot be read: Permission denied"), 1, "{stderr}");
     assert_eq!(count_lines(&stderr, "cannot copy the game library to the private directory"), 1, "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "reload_failures"), 2, "{stderr}");
@@ -168,24 +166,18 @@ fn sigterm_while_recording_leaves_a_valid_loop_file_and_wav() {
     sleep(Duration::from_millis(1500));
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    expect_success(&out);
     let frames = stat_u64(&out.stdout, "frames") as usize;
     assert!(frames > 20 && frames < 6000, "stopped early by the signal: {frames}");
     let bytes = fs::read(&loop_file).unwrap();
-    handmade::live_loop::check_recording(&bytes, 64 << 20).expect("a complete, valid recording");
+    handmade::check_recording(&bytes, 64 << 20).expect("a complete, valid recording");
     assert_unbroken_sine(&wav, frames);
 }
 
 /// A valid library whose initialiser crashes or never returns: it passes every header check,
 /// so only loading it can tell. The probe process takes the hit.
 fn library_with_constructor(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let source = dir.join(format!("{name}.c"));
-    fs::write(&source, format!("__attribute__((constructor)) static void init(void) {{ {body} }}\n")).unwrap();
-    let library = dir.join(format!("lib{name}.so"));
-    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&library).arg(&source).status().unwrap();
-    assert!(status.success(), "cc failed");
-    library
+    build_c_library(dir, name, &format!("__attribute__((constructor)) static void init(void) {{ {body} }}\n"))
 }
 
 #[test]
@@ -211,8 +203,7 @@ fn libraries_that_crash_or_hang_while_loading_are_refused_and_the_old_code_plays
     sleep(Duration::from_millis(1000));
     install(&hanging, &live, 0o644);
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     assert_eq!(count_lines(&stderr, "crashes while loading (SIGSEGV"), 1, "{stderr}");
     assert_eq!(count_lines(&stderr, "did not finish loading within 5 s"), 1, "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "reload_failures"), 2, "{stderr}");
@@ -238,8 +229,7 @@ fn nan_samples_and_a_nonsense_frame_count_are_silenced_ignored_and_said_once() {
         "--wav-out",
         wav.to_str().unwrap(),
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     assert_eq!(count_lines(&stderr, "NaN or infinite samples"), 1, "{stderr}");
     assert_eq!(count_lines(&stderr, "changed the frame count to 123456 (asked for 800); ignored"), 1, "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "nonfinite_samples"), 40, "10 per channel in two frames");

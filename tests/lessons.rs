@@ -6,9 +6,11 @@
 //! `cargo test` builds the examples (without running them) into `<target>/<profile>/examples/`;
 //! this test runs those binaries, building any that are missing first.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use handmade_support::{build_game_variant, example_binary};
 
 const LESSONS: &[&str] = &[
     "l1_hot_reload",
@@ -41,45 +43,13 @@ const PLOTTED: &[&str] = &[
     "l9_1_mixer",
 ];
 
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().and_then(Path::parent).expect("test binary lives in <target>/<profile>/deps").to_path_buf()
-}
-
-fn example_binary(name: &str) -> PathBuf {
-    let path = profile_dir().join("examples").join(name);
-    if !path.exists() {
-        let profile = if profile_dir().ends_with("release") { "release" } else { "dev" };
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--profile", profile, "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build --example");
-        assert!(status.success(), "building example {name} failed");
-    }
-    path
-}
-
-fn game_library() -> PathBuf {
-    let lib = profile_dir().join("libgame.so");
-    if !lib.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "game"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p game");
-        assert!(status.success(), "cargo build -p game failed");
-    }
-    lib
-}
-
 /// Runs one lesson in quick mode with a generous deadline; returns its stdout.
 fn run_lesson(name: &str) -> String {
     let binary = example_binary(name);
     let out_dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(&binary)
         .env("LESSON_QUICK", "1")
-        .env("LESSON_GAME_LIB", game_library())
+        .env("LESSON_GAME_LIB", build_game_variant(""))
         .env("CARGO_TARGET_DIR", out_dir.path()) // plots and WAVs land in a private dir
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -145,83 +115,75 @@ fn check_structure(name: &str, out: &str) {
     }
 }
 
-fn expect(name: &str, out: &str, needle: &str) {
-    assert!(out.contains(needle), "{name}: expected `{needle}` in\n{out}");
+/// Runs lesson `name` and checks that its output says each of `needles`.
+fn lesson_prints(name: &str, needles: &[&str]) {
+    let out = run_lesson(name);
+    for needle in needles {
+        assert!(out.contains(needle), "{name}: expected `{needle}` in\n{out}");
+    }
 }
 
 #[test]
 fn l1_hot_reload_continues_the_waveform() {
-    let out = run_lesson("l1_hot_reload");
-    expect("l1_hot_reload", &out, "reload_failures=0");
-    expect("l1_hot_reload", &out, "(continuous)");
+    lesson_prints("l1_hot_reload", &["reload_failures=0", "(continuous)"]);
 }
 
 #[test]
 fn l4_4_detects_the_injected_stall() {
-    let out = run_lesson("l4_4_clicks");
-    expect("l4_4_clicks", &out, "1 cursor jump(s) detected");
+    lesson_prints("l4_4_clicks", &["1 cursor jump(s) detected"]);
 }
 
 #[test]
 fn l5_2_counts_3200_bytes() {
-    let out = run_lesson("l5_2_buffers");
-    expect("l5_2_buffers", &out, "= 3200 bytes");
+    lesson_prints("l5_2_buffers", &["= 3200 bytes"]);
 }
 
 #[test]
 fn l5_3_counts_discontinuities() {
-    let out = run_lesson("l5_3_phase");
-    expect("l5_3_phase", &out, "continuous phase=0");
-    expect("l5_3_phase", &out, "stops at 16777216");
+    lesson_prints("l5_3_phase", &["continuous phase=0", "stops at 16777216"]);
 }
 
 #[test]
 fn l5_4_measures_power_at_centre() {
-    let out = run_lesson("l5_4_pan");
-    expect("l5_4_pan", &out, "constant power 1.0000");
-    expect("l5_4_pan", &out, "linear 0.5000");
+    lesson_prints("l5_4_pan", &["constant power 1.0000", "linear 0.5000"]);
 }
 
 #[test]
 fn l5_5_alloc_reports_distributions_and_faults() {
-    let out = run_lesson("l5_5_alloc");
-    expect("l5_5_alloc", &out, "minor page faults");
+    lesson_prints("l5_5_alloc", &["minor page faults"]);
 }
 
 #[test]
 fn l5_5_arena_soak_keeps_the_high_water_mark() {
-    let out = run_lesson("l5_5_arena");
-    expect("l5_5_arena", &out, "(constant)");
+    lesson_prints("l5_5_arena", &["(constant)"]);
 }
 
 #[test]
 fn l5_5_soa_runs() {
-    run_lesson("l5_5_soa");
+    lesson_prints("l5_5_soa", &[]);
 }
 
 #[test]
 fn l5_5_audit_counts_zero_sound_allocations() {
-    let out = run_lesson("l5_5_audit");
-    expect("l5_5_audit", &out, "allocation counting active: true");
-    expect("l5_5_audit", &out, "sound_heap_allocs=0");
-    expect("l5_5_audit", &out, "heap_allocs_after_warmup=0");
+    lesson_prints(
+        "l5_5_audit",
+        &["allocation counting active: true", "sound_heap_allocs=0", "heap_allocs_after_warmup=0"],
+    );
 }
 
 #[test]
 fn l8_2_simd_runs() {
-    run_lesson("l8_2_simd");
+    lesson_prints("l8_2_simd", &[]);
 }
 
 #[test]
 fn l8_3_spsc_runs() {
-    run_lesson("l8_3_spsc");
+    lesson_prints("l8_3_spsc", &[]);
 }
 
 #[test]
 fn l9_1_mixer_clamps() {
-    let out = run_lesson("l9_1_mixer");
-    expect("l9_1_mixer", &out, "clamped = 32767");
-    expect("l9_1_mixer", &out, "wrapping sum = -5536");
+    lesson_prints("l9_1_mixer", &["clamped = 32767", "wrapping sum = -5536"]);
 }
 
 #[test]

@@ -6,7 +6,6 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ fn offline_runs_are_deterministic_with_and_without_forced_reloads() {
         args.extend(["--wav-out", wav.to_str().unwrap()]);
         args.extend(extra);
         let out = run_platform(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        expect_success(&out);
         (fs::read(&wav).unwrap(), out)
     };
     let (a, out_a) = run("a.wav", &[]);
@@ -74,8 +73,7 @@ fn a_new_build_is_heard_at_a_frame_boundary_with_the_phase_kept() {
     file.write_all(&bytes[bytes.len() / 2..]).unwrap();
     drop(file);
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     assert_eq!(stat_u64(&out.stdout, "reloads"), 1, "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "reload_failures"), 0, "{stderr}");
 
@@ -97,7 +95,7 @@ fn bad_libraries_at_reload_keep_the_old_code_running() {
     let good = build_game_variant("");
     let other_abi = build_game_variant("other-abi");
     let dir = tempfile::tempdir().unwrap();
-    let no_symbols = compile_c_library(dir.path());
+    let no_symbols = library_without_game_symbols(dir.path());
     let live = dir.path().join("libgame.so");
     fs::copy(&good, &live).unwrap();
     let wav = dir.path().join("out.wav");
@@ -114,8 +112,7 @@ fn bad_libraries_at_reload_keep_the_old_code_running() {
         replace(bad);
     }
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = expect_success(&out);
     assert_eq!(stat_u64(&out.stdout, "reloads"), 0, "{stderr}");
     assert_eq!(stat_u64(&out.stdout, "reload_failures"), 3, "{stderr}");
     for reason in ["no ELF magic number", "does not export `game_api_version`", "built against another contract"] {
@@ -137,7 +134,7 @@ fn bad_libraries_at_start_up_are_one_line_and_a_failure_exit() {
     let cases = [
         (dir.path().join("missing.so"), "cannot be read".to_string()),
         (text, "no ELF magic number".to_string()),
-        (compile_c_library(dir.path()), "does not export `game_api_version`".to_string()),
+        (library_without_game_symbols(dir.path()), "does not export `game_api_version`".to_string()),
         (build_game_variant("other-abi"), "built against another contract".to_string()),
     ];
     for (library, reason) in cases {
@@ -153,13 +150,8 @@ fn bad_libraries_at_start_up_are_one_line_and_a_failure_exit() {
 }
 
 /// A real shared library that exports none of the game's symbols.
-fn compile_c_library(dir: &std::path::Path) -> std::path::PathBuf {
-    let source = dir.join("other.c");
-    fs::write(&source, "int not_a_game(void) { return 42; }\n").unwrap();
-    let library = dir.join("libother.so");
-    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&library).arg(&source).status().unwrap();
-    assert!(status.success(), "cc failed");
-    library
+fn library_without_game_symbols(dir: &std::path::Path) -> std::path::PathBuf {
+    build_c_library(dir, "other", "int not_a_game(void) { return 42; }\n")
 }
 
 #[test]
@@ -179,7 +171,7 @@ fn the_audio_sync_markers_can_be_dumped() {
         "--sync-dump",
         dump.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    expect_success(&out);
     let text = fs::read_to_string(&dump).unwrap();
     let rows: Vec<Vec<u64>> = text
         .lines()

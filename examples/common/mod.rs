@@ -1,6 +1,10 @@
 //! Shared helpers of the lesson examples (`mod common;` in each): quick mode, timing
-//! distributions, the claim/measured/why lines, and a tiny PNG line plotter. Not a lesson itself.
-#![allow(dead_code)] // each lesson uses a different subset
+//! distributions, the claim/measured/why lines, a tiny PNG line plotter, and the platform run
+//! in this process. Not a lesson itself. What the tests share too (paths, stats, WAVs) comes
+//! from `handmade_support`.
+#![allow(dead_code, unused_imports)] // each lesson uses a different subset
+
+pub use handmade_support::*;
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -100,11 +104,10 @@ pub fn page_faults() -> (i64, i64) {
     (usage.ru_minflt, usage.ru_majflt)
 }
 
-/// `target/lessons/` (under CARGO_TARGET_DIR when set), created on first use.
+/// `<target>/lessons/` (under CARGO_TARGET_DIR when set: tests/lessons.rs points it at a
+/// private directory), created on first use.
 pub fn lessons_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(target_dir);
     let dir = target.join("lessons");
     std::fs::create_dir_all(&dir).expect("cannot create target/lessons");
     dir
@@ -232,9 +235,10 @@ fn write_png(path: &std::path::Path, w: usize, h: usize, rgb: &[u8]) {
     writer.write_image_data(rgb).expect("png data");
 }
 
-/// Runs the real platform (`handmade::frame_loop::run`) in this process with `flags` and returns
-/// its `stats:` pairs. The game library is found (and built if stale) the way the binary does.
-pub fn run_platform(flags: &[&str]) -> Vec<(String, String)> {
+/// Runs the real platform (`handmade::run`) in this process with `flags` and returns its
+/// `stats:` pairs (read them with `stat`). The game library is found (and built if stale) the
+/// way the binary does, unless `LESSON_GAME_LIB` names one.
+pub fn run_in_process(flags: &[&str]) -> Vec<(String, String)> {
     use clap::Parser;
     let mut argv = vec!["handmade"];
     argv.extend_from_slice(flags);
@@ -243,14 +247,13 @@ pub fn run_platform(flags: &[&str]) -> Vec<(String, String)> {
     if let Some(lib) = &game_lib {
         argv.extend_from_slice(&["--game-lib", lib]);
     }
-    let args = handmade::cli::Args::parse_from(argv);
-    let report = handmade::frame_loop::run(&args).unwrap_or_else(|e| {
+    let config = handmade::Config::from_args(&handmade::Args::parse_from(argv)).unwrap_or_else(|e| {
+        eprintln!("bad platform flags: {e}");
+        std::process::exit(2);
+    });
+    let report = handmade::run(&config).unwrap_or_else(|e| {
         eprintln!("the platform failed: {e}");
         std::process::exit(1);
     });
-    handmade::stats::parse_line(&report.stats_line)
-}
-
-pub fn stat<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
-    pairs.iter().find(|(k, _)| k == key).map_or("?", |(_, v)| v.as_str())
+    parse_stats(&report.stats_line).expect("the platform's stats line")
 }

@@ -2,7 +2,7 @@
 //! per-frame cursor over what it accepted: every event is handed out exactly once.
 #![no_main]
 
-use handmade::input_script::InputScript;
+use handmade::InputScript;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -16,10 +16,10 @@ fuzz_target!(|data: &[u8]| {
     let mut backing = BACKING.lock().unwrap_or_else(|e| e.into_inner());
     backing.resize(ARENA_BYTES, 0);
     let mut arena = MemoryArena::new("fuzz", &mut backing[..]);
-    match handmade::assets::decode_wav(data, &mut arena) {
+    match handmade::decode_wav(data, &mut arena) {
         Ok(sample) => {
             let frames = sample.frame_count as usize;
-            assert!((1..=handmade::assets::MAX_SAMPLE_FRAMES as usize).contains(&frames));
+            assert!((1..=handmade::MAX_SAMPLE_FRAMES as usize).contains(&frames));
             assert!(arena.used() >= 2 * frames * 4, "both channels live in the arena");
             // SAFETY: `decode_wav` pushed `frame_count` floats per channel into `arena`, which
             // is still borrowed here; reading the last frame checks the pointers are in range.

@@ -1,0 +1,99 @@
+//! The platform as a child process: run it to the end, or start it paced and watch its log
+//! while a test changes things under it.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use crate::paths::platform_binary;
+
+/// Runs the platform binary with `args` (logging at `info`) to the end and returns its output.
+pub fn run_platform(args: &[&str]) -> Output {
+    Command::new(platform_binary()).args(args).env("RUST_LOG", "info").output().expect("run the handmade binary")
+}
+
+/// Starts the platform paced (`--realtime`) on the offline backend, writing `wav`, so a test
+/// has real time to change things under it; `extra` flags are appended.
+pub fn spawn_paced(game: &Path, wav: &Path, frames: u32, extra: &[&str]) -> Child {
+    let frames = frames.to_string();
+    Command::new(platform_binary())
+        .args(["--headless", "--realtime", "--audio", "wav", "--stats", "--no-rebuild", "--frames", &frames])
+        .arg("--game-lib")
+        .arg(game)
+        .arg("--wav-out")
+        .arg(wav)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn handmade")
+}
+
+/// Asserts that a run ended successfully (showing its stderr when not) and returns that
+/// stderr, for the checks that follow.
+pub fn expect_success(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "the platform failed ({}):\n{stderr}", output.status);
+    stderr
+}
+
+/// Stderr lines a user sees (log lines and errors).
+pub fn stderr_lines(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stderr).lines().map(str::to_string).collect()
+}
+
+/// Collects a child's stderr lines on a thread so a test can wait for one.
+pub struct LogWatcher {
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl LogWatcher {
+    pub fn new(stderr: ChildStderr) -> Self {
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { lines, seen: Vec::new() }
+    }
+
+    /// Waits for a line containing `text`; panics with everything seen after `timeout`.
+    pub fn wait_for(&mut self, text: &str, timeout: Duration) -> String {
+        self.wait_for_unless(text, None, timeout)
+    }
+
+    /// As `wait_for`, but a line containing `failure` first panics at once with that line.
+    pub fn wait_for_unless(&mut self, text: &str, failure: Option<&str>, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                    if failure.is_some_and(|f| line.contains(f)) {
+                        panic!("{line}");
+                    }
+                }
+                Err(_) => panic!("no `{text}` within {timeout:?}; the log so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Everything logged until the child closed stderr.
+    pub fn rest(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(30)) {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+}
