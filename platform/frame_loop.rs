@@ -24,7 +24,8 @@ use crate::rebuild::{self, BuildEvent, BuildWatcher};
 use crate::snapshot::Snapshot;
 use crate::stats::{self, Counters, Timings};
 use crate::video::Video;
-use crate::{assets, fade, game_build, screenshot, signals};
+use crate::audio::fade;
+use crate::{assets, game_build, screenshot, signals};
 
 /// Frames before allocation counting starts: first-touch work (lazy symbol binding, the
 /// device's first writes, SDL's first events) happens here.

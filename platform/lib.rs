@@ -15,7 +15,6 @@ pub mod assets;
 pub mod audio;
 pub mod cli;
 pub mod elf_check;
-pub mod fade;
 pub mod frame_loop;
 pub mod game_build;
 pub mod game_code;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 #[cfg(target_os = "linux")]
 mod alsa;
 mod convert;
+pub mod fade;
 mod sdl;
 mod wav;
 
