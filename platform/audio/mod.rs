@@ -11,6 +11,8 @@ use std::path::PathBuf;
 mod alsa;
 mod convert;
 pub mod fade;
+mod pacing;
+mod reopen;
 mod sdl;
 mod wav;
 

@@ -9,15 +9,14 @@ use std::path::PathBuf;
 
 use handmade_api::MAX_SOUND_FRAMES;
 
+use super::pacing::FrameClock;
 use super::{interleave_i16, AudioDesc, AudioError, AudioOutput, AudioStatus};
 
 pub struct WavAudio {
     writer: Option<hound::WavWriter<BufWriter<File>>>,
     path: Option<PathBuf>,
     sample_rate: u32,
-    fps: u32,
-    frames_elapsed: u64,
-    samples_written: u64,
+    clock: FrameClock,
     interleaved: Vec<i16>,
 }
 
@@ -40,9 +39,7 @@ impl WavAudio {
             writer,
             path,
             sample_rate: desc.sample_rate,
-            fps: desc.fps.max(1),
-            frames_elapsed: 0,
-            samples_written: 0,
+            clock: FrameClock::new(desc.sample_rate, desc.fps),
             interleaved: vec![0; 2 * MAX_SOUND_FRAMES],
         })
     }
@@ -71,9 +68,7 @@ impl AudioOutput for WavAudio {
     }
 
     fn frames_wanted(&mut self) -> usize {
-        self.frames_elapsed += 1;
-        let due = self.frames_elapsed * u64::from(self.sample_rate) / u64::from(self.fps);
-        ((due - self.samples_written) as usize).min(MAX_SOUND_FRAMES)
+        self.clock.tick()
     }
 
     fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError> {
@@ -87,7 +82,6 @@ impl AudioOutput for WavAudio {
                 }
             }
         }
-        self.samples_written += n as u64;
         Ok(n)
     }
 
