@@ -23,6 +23,8 @@ use super::{AudioDesc, AudioError, AudioOutput, AudioStatus};
 
 pub struct AlsaAudio {
     settings: Settings,
+    /// At the rate the device granted (`settings.sample_rate` once opened).
+    pacing: Pacing,
     /// `None` while the device is lost and `reopen` is bringing it back.
     device: Option<Device>,
     reopen: Option<Reopen<Device>>,
@@ -41,15 +43,20 @@ pub struct AlsaAudio {
 #[derive(Debug, Clone)]
 struct Settings {
     device: String,
+    /// Asked for at start-up; the granted one afterwards, so a reopen asks for that.
     sample_rate: u32,
-    pacing: Pacing,
+    fps: u32,
+    latency_ms: f32,
 }
 
 /// A configured PCM; `PCM` is `Send`, so it is opened on a helper thread and handed over.
 struct Device {
     pcm: PCM,
     float: bool,
+    /// The rate the device granted, which `set_rate_near` may have moved from the one asked for.
     rate: u32,
+    /// Target and per-frame amount in frames at `rate`.
+    pacing: Pacing,
     buffer_frames: u32,
 }
 
@@ -59,17 +66,27 @@ impl AlsaAudio {
         let settings = Settings::from_desc(desc);
         let what = format!("device `{}`", settings.device);
         let device = wait_for_open(open_in_background(&settings), OPEN_TIMEOUT, &what).map_err(unavailable)?;
-        device.start_with_silence(settings.pacing.target_frames);
+        device.start_with_silence();
+        if device.rate != settings.sample_rate {
+            log::info!(
+                "alsa: `{}` runs at {} Hz, not the {} Hz asked for; the game is told {} Hz",
+                settings.device,
+                device.rate,
+                settings.sample_rate,
+                device.rate
+            );
+        }
         log::debug!(
             "alsa: `{}` at {} Hz, {}, buffer {} frames, keeping {} frames queued",
             settings.device,
             device.rate,
             if device.float { "interleaved F32" } else { "interleaved S16" },
             device.buffer_frames,
-            settings.pacing.target_frames,
+            device.pacing.target_frames,
         );
         Ok(Self {
             settings: Settings { sample_rate: device.rate, ..settings },
+            pacing: device.pacing,
             device: Some(device),
             reopen: None,
             bytes: vec![0; 2 * MAX_SOUND_FRAMES * std::mem::size_of::<f32>()],
@@ -152,7 +169,7 @@ impl AlsaAudio {
             reopen.reject(now);
             return;
         }
-        device.start_with_silence(self.settings.pacing.target_frames);
+        device.start_with_silence();
         log::info!(
             "alsa: `{}` reopened after {:.1} s ({} attempts)",
             self.settings.device,
@@ -180,7 +197,7 @@ impl AudioOutput for AlsaAudio {
     /// HMH-style: the device's delay says how much is still queued; write what brings it back
     /// to the target plus the frame about to pass, limited by the free space in the buffer.
     fn frames_wanted(&mut self) -> usize {
-        let pacing = self.settings.pacing;
+        let pacing = self.pacing;
         let tick = pacing.tick_frames as usize;
         if self.suspended {
             self.try_resume();
@@ -293,7 +310,8 @@ impl Settings {
         Self {
             device: desc.alsa_device.clone(),
             sample_rate: desc.sample_rate,
-            pacing: Pacing::new(desc.sample_rate, desc.fps, desc.latency_ms),
+            fps: desc.fps,
+            latency_ms: desc.latency_ms,
         }
     }
 }
@@ -314,17 +332,18 @@ fn open_in_background(settings: &Settings) -> Pending<Device> {
 
 /// The blocking part: open non-blocking, then hardware and software parameters.
 fn open_pcm(settings: &Settings) -> alsa::Result<Device> {
-    let pacing = settings.pacing;
     let pcm = PCM::new(&settings.device, Direction::Playback, true)?;
-    let (float, rate, buffer_frames, period_frames) = {
+    let (float, rate, pacing, buffer_frames, period_frames) = {
         let hw = HwParams::any(&pcm)?;
         // PulseAudio/PipeWire's ALSA plugins take interleaved access only.
         hw.set_access(Access::RWInterleaved)?;
         hw.set_channels(2)?;
         let float = hw.test_format(Format::float()).is_ok();
         hw.set_format(if float { Format::float() } else { Format::s16() })?;
-        // Let ALSA pick a nearby rate; the game is told the real one.
+        // Let ALSA pick a nearby rate; the game is told the real one, and the queue is
+        // measured in its frames: every amount below is computed at the granted rate.
         let rate = hw.set_rate_near(settings.sample_rate, ValueOr::Nearest)?;
+        let pacing = Pacing::new(rate, settings.fps, settings.latency_ms);
         // Room for the target queue, the frame being written and a late frame's catch-up;
         // periods of a quarter frame so the device (or sound server) asks for data often.
         let buffer = i64::from(pacing.target_frames + 3 * pacing.tick_frames);
@@ -333,7 +352,7 @@ fn open_pcm(settings: &Settings) -> alsa::Result<Device> {
         let buffer = hw.set_buffer_size_near(buffer)?;
         pcm.hw_params(&hw)?;
         let period = pcm.hw_params_current()?.get_period_size()?;
-        (float, rate, buffer, period)
+        (float, rate, pacing, buffer, period)
     };
     {
         let sw = pcm.sw_params_current()?;
@@ -343,15 +362,15 @@ fn open_pcm(settings: &Settings) -> alsa::Result<Device> {
         sw.set_avail_min(period_frames)?;
         pcm.sw_params(&sw)?;
     }
-    Ok(Device { pcm, float, rate, buffer_frames: buffer_frames.clamp(0, i64::from(u32::MAX)) as u32 })
+    Ok(Device { pcm, float, rate, pacing, buffer_frames: buffer_frames.clamp(0, i64::from(u32::MAX)) as u32 })
 }
 
 impl Device {
-    /// Queues `frames` of silence, which starts the device here rather than in the first
-    /// frame: starting (for PulseAudio: uncork and trigger) allocates, the frame must not.
+    /// Queues the target's worth of silence, which starts the device here rather than in the
+    /// first frame: starting (for PulseAudio: uncork and trigger) allocates, the frame must not.
     /// All-zero bytes are silence in both F32 and S16.
-    fn start_with_silence(&self, frames: u32) {
-        let frames = (frames as usize).min(MAX_SOUND_FRAMES);
+    fn start_with_silence(&self) {
+        let frames = (self.pacing.target_frames as usize).min(MAX_SOUND_FRAMES);
         let frame_bytes = if self.float { 8 } else { 4 };
         let _ = self.pcm.io_bytes().writei(&vec![0u8; frames * frame_bytes]);
         if self.pcm.state() == State::Prepared {
@@ -368,11 +387,6 @@ mod tests {
         AudioDesc { sample_rate: 48_000, fps: 60, latency_ms: 10.0, alsa_device: device.into(), wav_out: None }
     }
 
-    #[test]
-    fn settings_follow_the_description() {
-        let s = Settings::from_desc(&desc("default"));
-        assert_eq!((s.pacing.target_frames, s.pacing.tick_frames), (480, 800));
-    }
 
     #[test]
     fn a_missing_device_is_one_clear_line() {
@@ -388,6 +402,7 @@ mod tests {
     #[test]
     fn writes_reach_the_device() {
         let mut alsa = AlsaAudio::open(&desc("null")).expect("the null device opens");
+        assert_eq!((alsa.sample_rate(), alsa.pacing.target_frames, alsa.pacing.tick_frames), (48_000, 480, 800));
         let n = alsa.frames_wanted();
         assert!(n > 0);
         assert_eq!(alsa.write(&vec![0.25; n], &vec![-0.25; n]).unwrap(), n, "every frame taken, none lost to the byte path");
