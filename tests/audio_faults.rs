@@ -71,3 +71,22 @@ fn alsa_paces_at_the_rate_the_device_granted() {
     }
     assert_eq!(stat_u64(&output.stdout, "underruns"), 0);
 }
+
+/// Issue 16.13b: alsa-lib's `null` device reports a delay of 0 whatever is written. The
+/// platform notices, says so once, and from then on writes exactly one frame's sound per frame
+/// (it ran the sound clock 3x fast with an underrun each frame before).
+#[test]
+fn alsa_null_device_is_paced_by_the_frame_clock() {
+    let home = alsa_home();
+    let dump = home.path().join("sync.txt");
+    let output = run_alsa(home.path(), "null", 120, &["--sync-dump", dump.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(lines_with(&output, "reports no delay"), 1, "said once:\n{stderr}");
+    assert_eq!(stat_u64(&output.stdout, "underruns"), 0, "{stderr}");
+    let markers = sync_markers(&dump);
+    let steady = &markers[10..];
+    assert!(steady.iter().all(|&(written, _)| written == 800), "one frame's sound per frame: {steady:?}");
+    let total = stat_u64(&output.stdout, "sound_frames");
+    assert!(total <= 120 * 800 + 10 * 1600, "the sound clock ran ahead: {total} frames in 120 frames");
+}

@@ -17,7 +17,7 @@ use alsa::{Direction, Output, ValueOr};
 use handmade_api::MAX_SOUND_FRAMES;
 
 use super::convert::{interleave_f32_bytes, interleave_i16_bytes};
-use super::pacing::{Pacing, QueueStats};
+use super::pacing::{FrameClock, NoDelayDetector, Pacing, QueueStats};
 use super::reopen::{spawn_open, wait_for_open, Pending, Reopen, OPEN_TIMEOUT};
 use super::{AudioDesc, AudioError, AudioOutput, AudioStatus};
 
@@ -33,7 +33,14 @@ pub struct AlsaAudio {
     /// Set while the device is suspended (ESTRPIPE): resume is retried once per frame.
     suspended: bool,
     underruns: u64,
+    /// Underruns counted in the current run of empty queues: taken back if the run turns out
+    /// to be a device that reports no delay rather than one that ran dry.
+    dry_streak: u64,
     queue: QueueStats,
+    no_delay: NoDelayDetector,
+    /// Set once the device showed it reports no delay (alsa-lib's `null`): its queue cannot
+    /// pace anything, so one frame's sound is written per frame and the loop's clock paces.
+    clock: Option<FrameClock>,
     /// Keeps alsa-lib's error messages (it prints them to stderr by default) in a buffer on
     /// the frame thread; we quote the last one in our own one-line errors.
     errors: Rc<RefCell<Output>>,
@@ -92,7 +99,11 @@ impl AlsaAudio {
             bytes: vec![0; 2 * MAX_SOUND_FRAMES * std::mem::size_of::<f32>()],
             suspended: false,
             underruns: 0,
+            dry_streak: 0,
             queue: QueueStats::default(),
+            // The silence that started the device counts as a write.
+            no_delay: NoDelayDetector::after_a_write(),
+            clock: None,
             errors,
         })
     }
@@ -146,6 +157,20 @@ impl AlsaAudio {
         self.suspended = false;
         let what = format!("alsa: reopening `{}`", self.settings.device);
         self.reopen = Some(Reopen::new(what, Instant::now()));
+    }
+
+    /// The device took every write and still reports an empty queue: it consumes sound as fast
+    /// as it gets it. Said once; the empty queues were not underruns.
+    fn pace_by_clock(&mut self) -> usize {
+        // One line, once: the logger allocates for it (a fault path, like losing the device).
+        log::warn!(
+            "alsa: `{}` reports no delay (it takes sound as fast as it is written); pacing by the frame clock instead",
+            self.settings.device
+        );
+        self.underruns = self.underruns.saturating_sub(self.dry_streak);
+        self.dry_streak = 0;
+        let clock = self.clock.insert(FrameClock::new(self.settings.sample_rate, self.settings.fps));
+        clock.tick()
     }
 
     /// While the device is gone: collect a finished reopen, or start the next one when due.
@@ -208,6 +233,9 @@ impl AudioOutput for AlsaAudio {
         if self.suspended {
             return tick;
         }
+        if let Some(clock) = self.clock.as_mut() {
+            return clock.tick();
+        }
         match device.pcm.avail_delay() {
             Ok((avail, delay)) => {
                 log::trace!("avail {avail} delay {delay} state {:?}", device.pcm.state());
@@ -215,7 +243,11 @@ impl AudioOutput for AlsaAudio {
                 // stream whose queue is empty has underrun all the same.
                 let ran_dry = delay <= 0 && device.pcm.state() == State::Running;
                 self.underruns += u64::from(ran_dry);
+                self.dry_streak = if delay > 0 { 0 } else { self.dry_streak + u64::from(ran_dry) };
                 self.queue.record(delay);
+                if self.no_delay.measured(delay) {
+                    return self.pace_by_clock();
+                }
                 pacing.frames_to_write(delay, 0, avail)
             }
             Err(e) => {
@@ -246,7 +278,10 @@ impl AudioOutput for AlsaAudio {
             out
         };
         match write_all(&device.pcm, out) {
-            Ok(written) => Ok(written),
+            Ok(written) => {
+                self.no_delay.wrote(written);
+                Ok(written)
+            }
             Err((written, e)) => {
                 self.recover(e);
                 Ok(written)
@@ -406,5 +441,23 @@ mod tests {
         let n = alsa.frames_wanted();
         assert!(n > 0);
         assert_eq!(alsa.write(&vec![0.25; n], &vec![-0.25; n]).unwrap(), n, "every frame taken, none lost to the byte path");
+    }
+
+    /// Issue 16.13b: `null` reports a delay of 0 whatever is written. Written to as if it were
+    /// empty, it would take target + frame each frame (3x the sound clock) and count an
+    /// underrun each frame; once noticed it takes one frame's sound per frame, no underruns.
+    #[test]
+    fn a_device_without_delay_is_paced_by_the_frame_clock() {
+        let mut alsa = AlsaAudio::open(&desc("null")).expect("the null device opens");
+        let mut wanted = Vec::new();
+        for _ in 0..30 {
+            let n = alsa.frames_wanted();
+            wanted.push(n);
+            assert_eq!(alsa.write(&vec![0.0; n], &vec![0.0; n]).unwrap(), n);
+        }
+        assert!(alsa.clock.is_some(), "noticed: {wanted:?}");
+        assert!(wanted[..7].iter().all(|&n| n == 480 + 800), "{wanted:?}");
+        assert!(wanted[7..].iter().all(|&n| n == 800), "{wanted:?}");
+        assert_eq!(alsa.status().underruns, 0, "an empty queue there is not an underrun");
     }
 }

@@ -1,7 +1,7 @@
 //! The sync arithmetic the device backends share: how many frames to write each frame to stay
 //! `latency` ahead of the play position (Handmade Hero style), the running mean of the measured
 //! queue, and the frame clock: one frame of sound per frame, for the offline backend and for
-//! devices that report no queue at all.
+//! devices that report no queue at all (with the detector that notices them).
 //!
 //! Pure arithmetic on plain integers: no clock reads, no allocation, so it runs in the frame.
 
@@ -94,6 +94,40 @@ impl FrameClock {
     }
 }
 
+/// Notices a device whose delay stays 0 while sound is written to it (alsa-lib's `null`
+/// device, some `file` setups): it consumes instantly, so its queue cannot pace anything.
+/// One empty queue is an underrun; `FRAMES` of them in a row, each after a write, is a device
+/// that does not report a delay.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDelayDetector {
+    zero_after_write: u32,
+    wrote_since_last: bool,
+}
+
+impl NoDelayDetector {
+    const FRAMES: u32 = 8;
+
+    /// For a device just started with a write (of silence).
+    pub fn after_a_write() -> Self {
+        Self { zero_after_write: 0, wrote_since_last: true }
+    }
+
+    pub fn wrote(&mut self, frames: usize) {
+        self.wrote_since_last |= frames > 0;
+    }
+
+    /// Feeds one delay measurement; true once the device has shown it reports no delay.
+    pub fn measured(&mut self, delay: i64) -> bool {
+        if delay > 0 {
+            self.zero_after_write = 0;
+        } else if self.wrote_since_last {
+            self.zero_after_write += 1;
+        }
+        self.wrote_since_last = false;
+        self.zero_after_write >= Self::FRAMES
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +171,25 @@ mod tests {
         assert!(ticks.iter().all(|&n| n == 333 || n == 334), "{ticks:?}");
         assert_eq!(ticks.iter().sum::<usize>(), 48_000);
         assert_eq!(FrameClock::new(48_000, 60).tick(), 800);
+    }
+
+    #[test]
+    fn a_device_without_delay_is_noticed_but_an_underrun_is_not() {
+        let mut d = NoDelayDetector::default();
+        for _ in 0..20 {
+            d.wrote(800);
+            assert!(!d.measured(1600), "a device with a queue");
+        }
+        d.wrote(800);
+        assert!(!d.measured(0), "one underrun is not a device without delay");
+        assert!(!d.measured(0), "nor is an empty queue when nothing was written");
+        d.wrote(800);
+        assert!(!d.measured(1600), "a queue again starts the count over");
+        let mut noticed = 0;
+        for _ in 0..NoDelayDetector::FRAMES {
+            d.wrote(2400);
+            noticed += usize::from(d.measured(0));
+        }
+        assert_eq!(noticed, 1, "noticed exactly on the FRAMES-th empty queue after a write");
     }
 }
