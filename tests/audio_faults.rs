@@ -90,3 +90,19 @@ fn alsa_null_device_is_paced_by_the_frame_clock() {
     let total = stat_u64(&output.stdout, "sound_frames");
     assert!(total <= 120 * 800 + 10 * 1600, "the sound clock ran ahead: {total} frames in 120 frames");
 }
+
+/// Issue 15.3: `--audio wav` with nowhere to write says, in one line, that the sound is
+/// discarded, instead of running as `none` without a word.
+#[test]
+fn wav_without_a_path_says_the_sound_is_discarded() {
+    let output = Command::new(platform_binary())
+        .args(["--headless", "--audio", "wav", "--frames", "3", "--stats", "--no-rebuild", "--game-lib"])
+        .arg(build_game_variant(""))
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run the handmade binary");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(lines_with(&output, "without --wav-out PATH: the sound is discarded"), 1, "{stderr}");
+    assert_eq!(stat_u64(&output.stdout, "frames"), 3);
+}

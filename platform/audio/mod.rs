@@ -29,7 +29,8 @@ pub enum AudioChoice {
     Auto,
     Alsa,
     Sdl,
-    /// Offline: no device; exactly one frame's samples per frame, written to `--wav-out`.
+    /// Offline: no device; exactly one frame's samples per frame, written to `--wav-out`
+    /// (without it the sound is discarded, and one line says so).
     Wav,
     /// Offline like `wav`, but the samples are discarded.
     None,
@@ -107,7 +108,12 @@ pub trait AudioOutput {
 /// Either way one line says what was chosen and, under `Auto`, why the others were not.
 pub fn open(choice: AudioChoice, desc: &AudioDesc) -> Result<Box<dyn AudioOutput>, AudioError> {
     let output = match choice {
-        AudioChoice::Wav => Box::new(WavAudio::open(desc, desc.wav_out.clone())?),
+        AudioChoice::Wav => {
+            if desc.wav_out.is_none() {
+                log::warn!("audio: --audio wav without --wav-out PATH: the sound is discarded (as with --audio none)");
+            }
+            Box::new(WavAudio::open(desc, desc.wav_out.clone())?)
+        }
         AudioChoice::None => Box::new(WavAudio::open(desc, None)?),
         AudioChoice::Alsa | AudioChoice::Sdl => open_device(choice, desc)?,
         AudioChoice::Auto => return open_auto(desc),
