@@ -17,7 +17,7 @@ pub struct Args {
     /// Sound output: auto tries alsa, then sdl, then runs offline without sound output.
     #[arg(long, value_enum, default_value = "auto")]
     pub audio: AudioChoice,
-    /// Where the wav backend writes 16-bit stereo PCM.
+    /// Where the wav backend writes 16-bit stereo PCM (without it, `--audio wav` discards the sound and says so).
     #[arg(long, value_name = "PATH")]
     pub wav_out: Option<PathBuf>,
     /// Run without a window.

@@ -3,38 +3,44 @@
 //! device's own delay figure, Handmade Hero style. Underruns and suspends are recovered inside
 //! the frame without blocking; a device that goes away (a sound server that dies) is reopened
 //! on a helper thread with backoff while the game keeps running silently.
+//!
+//! Writes go through `PCM::io_bytes()`, taken per write like cpal does: it is a flag check on
+//! the PCM, where `io_f32()`/`io_i16()` query the hardware parameters (a malloc) on every call.
+//! The samples are interleaved straight into native-endian bytes, so no pointer cast is needed.
 
 use std::cell::RefCell;
-use std::mem::ManuallyDrop;
-use std::ptr::NonNull;
 use std::rc::Rc;
-use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use alsa::pcm::{Access, Format, HwParams, State, IO, PCM};
+use alsa::pcm::{Access, Format, HwParams, State, PCM};
 use alsa::{Direction, Output, ValueOr};
 use handmade_api::MAX_SOUND_FRAMES;
 
-use super::{interleave_f32, interleave_i16, AudioDesc, AudioError, AudioOutput, AudioStatus};
-
-/// How long the first open may take before the device counts as unavailable: a sound server
-/// that accepts the connection but never answers would otherwise hang start-up.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
-const FIRST_RETRY: Duration = Duration::from_millis(250);
-const MAX_RETRY: Duration = Duration::from_secs(4);
+use super::convert::{interleave_f32_bytes, interleave_i16_bytes};
+use super::pacing::{FrameClock, NoDelayDetector, Pacing, QueueStats};
+use super::reopen::{spawn_open, wait_for_open, Pending, Reopen, OPEN_TIMEOUT};
+use super::{AudioDesc, AudioError, AudioOutput, AudioStatus};
 
 pub struct AlsaAudio {
     settings: Settings,
-    stream: Option<Stream>,
-    recovery: Recovery,
-    interleaved_f32: Vec<f32>,
-    interleaved_i16: Vec<i16>,
+    /// At the rate the device granted (`settings.sample_rate` once opened).
+    pacing: Pacing,
+    /// `None` while the device is lost and `reopen` is bringing it back.
+    device: Option<Device>,
+    reopen: Option<Reopen<Device>>,
+    /// Interleaved samples for the device, sized for `MAX_SOUND_FRAMES` of the widest format.
+    bytes: Vec<u8>,
     /// Set while the device is suspended (ESTRPIPE): resume is retried once per frame.
     suspended: bool,
     underruns: u64,
-    queued_frames: u32,
-    queued_sum: f64,
-    queued_count: u64,
+    /// Underruns counted in the current run of empty queues: taken back if the run turns out
+    /// to be a device that reports no delay rather than one that ran dry.
+    dry_streak: u64,
+    queue: QueueStats,
+    no_delay: NoDelayDetector,
+    /// Set once the device showed it reports no delay (alsa-lib's `null`): its queue cannot
+    /// pace anything, so one frame's sound is written per frame and the loop's clock paces.
+    clock: Option<FrameClock>,
     /// Keeps alsa-lib's error messages (it prints them to stderr by default) in a buffer on
     /// the frame thread; we quote the last one in our own one-line errors.
     errors: Rc<RefCell<Output>>,
@@ -44,82 +50,60 @@ pub struct AlsaAudio {
 #[derive(Debug, Clone)]
 struct Settings {
     device: String,
+    /// Asked for at start-up; the granted one afterwards, so a reopen asks for that.
     sample_rate: u32,
-    /// Queue depth to find at each write (`latency_ms`), in frames.
-    target_frames: u32,
-    /// One game frame of sound: what the loop writes per frame once the queue is at target.
-    tick_frames: u32,
+    fps: u32,
+    latency_ms: f32,
 }
 
-/// A configured PCM and the single IO object that writes to it. The IO borrows the PCM, so the
-/// PCM lives on the heap behind a raw pointer that only `Drop` frees, after the IO.
-struct Stream {
-    writer: ManuallyDrop<Writer>,
-    pcm: NonNull<PCM>,
-    buffer_frames: u32,
-}
-
-enum Writer {
-    F32(IO<'static, f32>),
-    I16(IO<'static, i16>),
-}
-
-/// The result of the blocking part of opening; `PCM` is `Send`, so it crosses threads.
-struct Opened {
+/// A configured PCM; `PCM` is `Send`, so it is opened on a helper thread and handed over.
+struct Device {
     pcm: PCM,
     float: bool,
+    /// The rate the device granted, which `set_rate_near` may have moved from the one asked for.
     rate: u32,
+    /// Target and per-frame amount in frames at `rate`.
+    pacing: Pacing,
     buffer_frames: u32,
-}
-
-/// Device-loss bookkeeping: one reopen attempt in flight at a time, doubling the wait between
-/// attempts up to `MAX_RETRY`.
-struct Recovery {
-    pending: Option<Receiver<Result<Opened, String>>>,
-    next_attempt: Instant,
-    backoff: Duration,
-    lost_at: Option<Instant>,
-    attempts: u32,
-    attempt_started: Instant,
-    said_slow: bool,
 }
 
 impl AlsaAudio {
     pub fn open(desc: &AudioDesc) -> Result<Self, AudioError> {
         let errors = Output::local_error_handler().map_err(|e| unavailable(e.to_string()))?;
         let settings = Settings::from_desc(desc);
-        let opened = match spawn_open(settings.clone()).recv_timeout(OPEN_TIMEOUT) {
-            Ok(result) => result.map_err(unavailable)?,
-            Err(_) => {
-                return Err(unavailable(format!(
-                    "device `{}` did not open within {} s",
-                    settings.device,
-                    OPEN_TIMEOUT.as_secs()
-                )))
-            }
-        };
-        let rate = opened.rate;
-        let float = opened.float;
-        let stream = Stream::new(opened).map_err(|e| unavailable(e.to_string()))?;
-        stream.start_with_silence(settings.target_frames);
+        let what = format!("device `{}`", settings.device);
+        let device = wait_for_open(open_in_background(&settings), OPEN_TIMEOUT, &what).map_err(unavailable)?;
+        device.start_with_silence();
+        if device.rate != settings.sample_rate {
+            log::info!(
+                "alsa: `{}` runs at {} Hz, not the {} Hz asked for; the game is told {} Hz",
+                settings.device,
+                device.rate,
+                settings.sample_rate,
+                device.rate
+            );
+        }
         log::debug!(
-            "alsa: `{}` at {rate} Hz, {}, buffer {} frames, keeping {} frames queued",
+            "alsa: `{}` at {} Hz, {}, buffer {} frames, keeping {} frames queued",
             settings.device,
-            if float { "interleaved F32" } else { "interleaved S16" },
-            stream.buffer_frames,
-            settings.target_frames,
+            device.rate,
+            if device.float { "interleaved F32" } else { "interleaved S16" },
+            device.buffer_frames,
+            device.pacing.target_frames,
         );
         Ok(Self {
-            settings: Settings { sample_rate: rate, ..settings },
-            stream: Some(stream),
-            recovery: Recovery::new(),
-            interleaved_f32: vec![0.0; 2 * MAX_SOUND_FRAMES],
-            interleaved_i16: vec![0; 2 * MAX_SOUND_FRAMES],
+            settings: Settings { sample_rate: device.rate, ..settings },
+            pacing: device.pacing,
+            device: Some(device),
+            reopen: None,
+            bytes: vec![0; 2 * MAX_SOUND_FRAMES * std::mem::size_of::<f32>()],
             suspended: false,
             underruns: 0,
-            queued_frames: 0,
-            queued_sum: 0.0,
-            queued_count: 0,
+            dry_streak: 0,
+            queue: QueueStats::default(),
+            // The silence that started the device counts as a write.
+            no_delay: NoDelayDetector::after_a_write(),
+            clock: None,
             errors,
         })
     }
@@ -127,7 +111,7 @@ impl AlsaAudio {
     /// Handles an error from the delay query or the write: underruns and suspends are
     /// recovered here and now; anything else means the device is gone.
     fn recover(&mut self, error: alsa::Error) {
-        let Some(stream) = self.stream.as_ref() else {
+        let Some(device) = self.device.as_ref() else {
             return;
         };
         let recovered = match error.errno() {
@@ -135,7 +119,7 @@ impl AlsaAudio {
                 self.underruns += 1;
                 // Not `snd_pcm_recover`: with `silent = 0` it prints, and for ESTRPIPE it
                 // sleeps a second per attempt. `prepare` is immediate.
-                stream.pcm().prepare().is_ok()
+                device.pcm.prepare().is_ok()
             }
             libc::ESTRPIPE => {
                 self.suspended = true;
@@ -152,14 +136,14 @@ impl AlsaAudio {
 
     /// One non-blocking resume attempt; EAGAIN means "still suspended, ask again next frame".
     fn try_resume(&mut self) {
-        let Some(stream) = self.stream.as_ref() else {
+        let Some(device) = self.device.as_ref() else {
             return;
         };
-        match stream.pcm().resume() {
+        match device.pcm.resume() {
             Ok(()) => self.suspended = false,
             Err(e) if e.errno() == libc::EAGAIN => {}
             // Devices that cannot resume in place start over from prepared.
-            Err(_) => self.suspended = stream.pcm().prepare().is_err(),
+            Err(_) => self.suspended = device.pcm.prepare().is_err(),
         }
     }
 
@@ -169,69 +153,56 @@ impl AlsaAudio {
             "alsa: lost `{}` ({error}{detail}); the game keeps running silently while it is reopened",
             self.settings.device
         );
-        self.stream = None;
+        self.device = None;
         self.suspended = false;
-        self.recovery.start(Instant::now());
+        let what = format!("alsa: reopening `{}`", self.settings.device);
+        self.reopen = Some(Reopen::new(what, Instant::now()));
+    }
+
+    /// The device took every write and still reports an empty queue: it consumes sound as fast
+    /// as it gets it. Said once; the empty queues were not underruns.
+    fn pace_by_clock(&mut self) -> usize {
+        // One line, once: the logger allocates for it (a fault path, like losing the device).
+        log::warn!(
+            "alsa: `{}` reports no delay (it takes sound as fast as it is written); pacing by the frame clock instead",
+            self.settings.device
+        );
+        self.underruns = self.underruns.saturating_sub(self.dry_streak);
+        self.dry_streak = 0;
+        let clock = self.clock.insert(FrameClock::new(self.settings.sample_rate, self.settings.fps));
+        clock.tick()
     }
 
     /// While the device is gone: collect a finished reopen, or start the next one when due.
     fn poll_reopen(&mut self) {
+        let Some(reopen) = self.reopen.as_mut() else {
+            return;
+        };
         let now = Instant::now();
-        match self.recovery.poll(now) {
-            // The game renders at the rate it was given at start-up: a device that comes back
-            // at another rate would play it at the wrong pitch, so that is another failure.
-            Some(Ok(opened)) if opened.rate != self.settings.sample_rate => {
-                log::warn!(
-                    "alsa: `{}` came back at {} Hz, not {} Hz; trying again",
-                    self.settings.device,
-                    opened.rate,
-                    self.settings.sample_rate
-                );
-                self.recovery.schedule_next(now);
-            }
-            Some(Ok(opened)) => match Stream::new(opened) {
-                Ok(stream) => {
-                    stream.start_with_silence(self.settings.target_frames);
-                    let lost_for = self.recovery.lost_at.map(|t| now - t).unwrap_or_default();
-                    log::info!(
-                        "alsa: `{}` reopened after {:.1} s ({} attempts)",
-                        self.settings.device,
-                        lost_for.as_secs_f64(),
-                        self.recovery.attempts
-                    );
-                    self.stream = Some(stream);
-                    self.recovery = Recovery::new();
-                }
-                Err(_) => self.recovery.schedule_next(now),
-            },
-            Some(Err(_)) => self.recovery.schedule_next(now),
-            None if self.recovery.due(now) => {
-                self.recovery.pending = Some(spawn_open(self.settings.clone()));
-                self.recovery.attempt_started = now;
-                self.recovery.said_slow = false;
-                self.recovery.attempts += 1;
-            }
-            // An open that hangs (a sound server that accepts but never answers) is waited
-            // out, not piled up with more threads; say so once.
-            None if self.recovery.pending.is_some()
-                && !self.recovery.said_slow
-                && now - self.recovery.attempt_started > OPEN_TIMEOUT =>
-            {
-                log::warn!(
-                    "alsa: reopening `{}` has taken over {} s; still waiting for it",
-                    self.settings.device,
-                    OPEN_TIMEOUT.as_secs()
-                );
-                self.recovery.said_slow = true;
-            }
-            None => {}
+        let Some(device) = reopen.poll(now, || open_in_background(&self.settings)) else {
+            return;
+        };
+        // The game renders at the rate it was given at start-up: a device that comes back
+        // at another rate would play it at the wrong pitch, so that is another failure.
+        if device.rate != self.settings.sample_rate {
+            log::warn!(
+                "alsa: `{}` came back at {} Hz, not {} Hz; trying again",
+                self.settings.device,
+                device.rate,
+                self.settings.sample_rate
+            );
+            reopen.reject(now);
+            return;
         }
-    }
-
-    fn record_delay(&mut self, delay: i64) {
-        self.queued_frames = delay.clamp(0, i64::from(u32::MAX)) as u32;
-        self.queued_sum += f64::from(self.queued_frames);
-        self.queued_count += 1;
+        device.start_with_silence();
+        log::info!(
+            "alsa: `{}` reopened after {:.1} s ({} attempts)",
+            self.settings.device,
+            reopen.lost_for(now).as_secs_f64(),
+            reopen.attempts()
+        );
+        self.device = Some(device);
+        self.reopen = None;
     }
 }
 
@@ -251,61 +222,66 @@ impl AudioOutput for AlsaAudio {
     /// HMH-style: the device's delay says how much is still queued; write what brings it back
     /// to the target plus the frame about to pass, limited by the free space in the buffer.
     fn frames_wanted(&mut self) -> usize {
-        let tick = self.settings.tick_frames as usize;
+        let pacing = self.pacing;
+        let tick = pacing.tick_frames as usize;
         if self.suspended {
             self.try_resume();
         }
-        let Some(stream) = self.stream.as_ref() else {
+        let Some(device) = self.device.as_ref() else {
             return tick; // no device: keep the game's sound clock running at the frame rate
         };
         if self.suspended {
             return tick;
         }
-        match stream.pcm().avail_delay() {
+        if let Some(clock) = self.clock.as_mut() {
+            return clock.tick();
+        }
+        match device.pcm.avail_delay() {
             Ok((avail, delay)) => {
-                log::trace!("avail {avail} delay {delay} state {:?}", stream.pcm().state());
+                log::trace!("avail {avail} delay {delay} state {:?}", device.pcm.state());
                 // PulseAudio's ALSA plugin only reports EPIPE with `handle_underrun`; a running
                 // stream whose queue is empty has underrun all the same.
-                let ran_dry = delay <= 0 && stream.pcm().state() == State::Running;
+                let ran_dry = delay <= 0 && device.pcm.state() == State::Running;
                 self.underruns += u64::from(ran_dry);
-                self.record_delay(delay);
-                let goal = i64::from(self.settings.target_frames + self.settings.tick_frames);
-                (goal - delay).clamp(0, avail.max(0)).min(MAX_SOUND_FRAMES as i64) as usize
+                self.dry_streak = if delay > 0 { 0 } else { self.dry_streak + u64::from(ran_dry) };
+                self.queue.record(delay);
+                if self.no_delay.measured(delay) {
+                    return self.pace_by_clock();
+                }
+                pacing.frames_to_write(delay, 0, avail)
             }
             Err(e) => {
                 self.recover(e);
                 // After an underrun the queue is empty: refill to the goal.
-                let goal = (self.settings.target_frames + self.settings.tick_frames) as usize;
-                goal.min(MAX_SOUND_FRAMES)
+                pacing.frames_to_write(0, 0, i64::MAX)
             }
         }
     }
 
     fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError> {
-        if self.stream.is_none() {
+        let Some(device) = self.device.as_ref() else {
             self.poll_reopen();
             return Ok(0);
-        }
+        };
         if self.suspended || left.is_empty() {
             return Ok(0);
         }
         let n = left.len().min(MAX_SOUND_FRAMES);
         let (left, right) = (&left[..n], &right[..n]);
-        let stream = self.stream.as_ref().expect("checked above");
-        let result = match &*stream.writer {
-            Writer::F32(io) => {
-                let out = &mut self.interleaved_f32[..2 * n];
-                interleave_f32(left, right, out);
-                write_all(stream.pcm(), io, out)
-            }
-            Writer::I16(io) => {
-                let out = &mut self.interleaved_i16[..2 * n];
-                interleave_i16(left, right, out);
-                write_all(stream.pcm(), io, out)
-            }
+        let out = if device.float {
+            let out = &mut self.bytes[..8 * n];
+            interleave_f32_bytes(left, right, out);
+            out
+        } else {
+            let out = &mut self.bytes[..4 * n];
+            interleave_i16_bytes(left, right, out);
+            out
         };
-        match result {
-            Ok(written) => Ok(written),
+        match write_all(&device.pcm, out) {
+            Ok(written) => {
+                self.no_delay.wrote(written);
+                Ok(written)
+            }
             Err((written, e)) => {
                 self.recover(e);
                 Ok(written)
@@ -315,17 +291,17 @@ impl AudioOutput for AlsaAudio {
 
     fn status(&self) -> AudioStatus {
         AudioStatus {
-            queued_frames: self.queued_frames,
-            buffer_frames: self.stream.as_ref().map_or(0, |s| s.buffer_frames),
+            queued_frames: self.queue.last(),
+            buffer_frames: self.device.as_ref().map_or(0, |d| d.buffer_frames),
             underruns: self.underruns,
-            mean_queued_frames: mean(self.queued_sum, self.queued_count),
+            mean_queued_frames: self.queue.mean(),
         }
     }
 
     /// Lets what is queued play out (bounded), then closes the device.
     fn finish(&mut self) -> Result<(), AudioError> {
-        if let Some(stream) = self.stream.take() {
-            let queued = stream.pcm().delay().unwrap_or(0).max(0) as u64;
+        if let Some(device) = self.device.take() {
+            let queued = device.pcm.delay().unwrap_or(0).max(0) as u64;
             let ms = (queued * 1000 / u64::from(self.settings.sample_rate.max(1))).min(500);
             std::thread::sleep(Duration::from_millis(ms));
         }
@@ -333,25 +309,18 @@ impl AudioOutput for AlsaAudio {
     }
 }
 
-/// Writes interleaved frames; after an underrun (EPIPE) the stream is prepared and the write
-/// retried once, so the frame's sound is not lost. Returns frames taken, or how many were
-/// taken before an error it could not handle.
-fn write_all<S: Copy>(pcm: &PCM, io: &IO<'_, S>, out: &[S]) -> Result<usize, (usize, alsa::Error)> {
-    match io.writei(out) {
+/// Writes interleaved frames (as bytes); after an underrun (EPIPE) the stream is prepared and
+/// the write retried once, so the frame's sound is not lost. Returns frames taken, or how many
+/// were taken before an error it could not handle.
+fn write_all(pcm: &PCM, bytes: &[u8]) -> Result<usize, (usize, alsa::Error)> {
+    let io = pcm.io_bytes();
+    match io.writei(bytes) {
         Ok(frames) => Ok(frames),
-        Err(e) if e.errno() == libc::EPIPE && pcm.prepare().is_ok() => match io.writei(out) {
+        Err(e) if e.errno() == libc::EPIPE && pcm.prepare().is_ok() => match io.writei(bytes) {
             Ok(frames) => Err((frames, e)),
             Err(again) => Err((0, again)),
         },
         Err(e) => Err((0, e)),
-    }
-}
-
-fn mean(sum: f64, count: u64) -> f32 {
-    if count == 0 {
-        0.0
-    } else {
-        (sum / count as f64) as f32
     }
 }
 
@@ -373,14 +342,11 @@ fn last_alsa_message(errors: &Rc<RefCell<Output>>) -> String {
 
 impl Settings {
     fn from_desc(desc: &AudioDesc) -> Self {
-        let rate = desc.sample_rate;
-        let tick = (rate / desc.fps.max(1)).max(1);
-        let target = (f64::from(desc.latency_ms.max(0.0)) * f64::from(rate) / 1000.0).round();
         Self {
             device: desc.alsa_device.clone(),
-            sample_rate: rate,
-            target_frames: (target as u32).clamp(1, MAX_SOUND_FRAMES as u32),
-            tick_frames: tick.min(MAX_SOUND_FRAMES as u32),
+            sample_rate: desc.sample_rate,
+            fps: desc.fps,
+            latency_ms: desc.latency_ms,
         }
     }
 }
@@ -388,148 +354,63 @@ impl Settings {
 /// Opens on a helper thread so a sound server that never answers cannot hang the caller; the
 /// thread installs its own alsa-lib error buffer (the handler is per thread) and returns the
 /// last message alsa-lib gave as part of a one-line error.
-fn spawn_open(settings: Settings) -> Receiver<Result<Opened, String>> {
-    let (tx, rx) = mpsc::channel();
-    let worker_tx = tx.clone();
-    let spawned = std::thread::Builder::new().name("alsa-open".into()).spawn(move || {
+fn open_in_background(settings: &Settings) -> Pending<Device> {
+    let settings = settings.clone();
+    spawn_open("alsa-open", move || {
         let errors = Output::local_error_handler().ok();
-        let result = open_pcm(&settings).map_err(|e| {
+        open_pcm(&settings).map_err(|e| {
             let detail = errors.as_ref().map(last_alsa_message).unwrap_or_default();
             format!("cannot open device `{}`{detail} ({e})", settings.device)
-        });
-        let _ = worker_tx.send(result);
-    });
-    if let Err(e) = spawned {
-        let _ = tx.send(Err(format!("cannot start the open thread: {e}")));
-    }
-    rx
+        })
+    })
 }
 
 /// The blocking part: open non-blocking, then hardware and software parameters.
-fn open_pcm(settings: &Settings) -> alsa::Result<Opened> {
+fn open_pcm(settings: &Settings) -> alsa::Result<Device> {
     let pcm = PCM::new(&settings.device, Direction::Playback, true)?;
-    let (float, rate, buffer_frames, period_frames) = {
+    let (float, rate, pacing, buffer_frames, period_frames) = {
         let hw = HwParams::any(&pcm)?;
         // PulseAudio/PipeWire's ALSA plugins take interleaved access only.
         hw.set_access(Access::RWInterleaved)?;
         hw.set_channels(2)?;
         let float = hw.test_format(Format::float()).is_ok();
         hw.set_format(if float { Format::float() } else { Format::s16() })?;
-        // Let ALSA pick a nearby rate; the game is told the real one.
+        // Let ALSA pick a nearby rate; the game is told the real one, and the queue is
+        // measured in its frames: every amount below is computed at the granted rate.
         let rate = hw.set_rate_near(settings.sample_rate, ValueOr::Nearest)?;
+        let pacing = Pacing::new(rate, settings.fps, settings.latency_ms);
         // Room for the target queue, the frame being written and a late frame's catch-up;
         // periods of a quarter frame so the device (or sound server) asks for data often.
-        let buffer = i64::from(settings.target_frames + 3 * settings.tick_frames);
-        let period = (i64::from(settings.tick_frames) / 4).clamp(64, buffer / 4);
+        let buffer = i64::from(pacing.target_frames + 3 * pacing.tick_frames);
+        let period = (i64::from(pacing.tick_frames) / 4).clamp(64, buffer / 4);
         hw.set_period_size_near(period, ValueOr::Nearest)?;
         let buffer = hw.set_buffer_size_near(buffer)?;
         pcm.hw_params(&hw)?;
         let period = pcm.hw_params_current()?.get_period_size()?;
-        (float, rate, buffer, period)
+        (float, rate, pacing, buffer, period)
     };
     {
         let sw = pcm.sw_params_current()?;
         // Start as soon as the first write reaches the target; wake-ups per period.
-        let start = i64::from(settings.target_frames).min(buffer_frames);
+        let start = i64::from(pacing.target_frames).min(buffer_frames);
         sw.set_start_threshold(start.max(1))?;
         sw.set_avail_min(period_frames)?;
         pcm.sw_params(&sw)?;
     }
-    Ok(Opened { pcm, float, rate, buffer_frames: buffer_frames.clamp(0, i64::from(u32::MAX)) as u32 })
+    Ok(Device { pcm, float, rate, pacing, buffer_frames: buffer_frames.clamp(0, i64::from(u32::MAX)) as u32 })
 }
 
-impl Stream {
-    fn new(opened: Opened) -> alsa::Result<Self> {
-        let pcm = NonNull::from(Box::leak(Box::new(opened.pcm)));
-        // SAFETY: `pcm` came from `Box::leak` and is freed only in `Drop` (or below on error),
-        // after the IO object borrowing it is gone, so `'static` is never observed to dangle.
-        let pcm_ref: &'static PCM = unsafe { pcm.as_ref() };
-        // The IO object is made once here: `io_f32()`/`io_i16()` query the hardware parameters
-        // and allocate on every call, so they stay out of the frame.
-        let writer = if opened.float { pcm_ref.io_f32().map(Writer::F32) } else { pcm_ref.io_i16().map(Writer::I16) };
-        match writer {
-            Ok(writer) => Ok(Self { writer: ManuallyDrop::new(writer), pcm, buffer_frames: opened.buffer_frames }),
-            Err(e) => {
-                // SAFETY: no IO object was created, so nothing borrows the PCM any more.
-                drop(unsafe { Box::from_raw(pcm.as_ptr()) });
-                Err(e)
-            }
+impl Device {
+    /// Queues the target's worth of silence, which starts the device here rather than in the
+    /// first frame: starting (for PulseAudio: uncork and trigger) allocates, the frame must not.
+    /// All-zero bytes are silence in both F32 and S16.
+    fn start_with_silence(&self) {
+        let frames = (self.pacing.target_frames as usize).min(MAX_SOUND_FRAMES);
+        let frame_bytes = if self.float { 8 } else { 4 };
+        let _ = self.pcm.io_bytes().writei(&vec![0u8; frames * frame_bytes]);
+        if self.pcm.state() == State::Prepared {
+            let _ = self.pcm.start();
         }
-    }
-
-    /// Queues `frames` of silence, which starts the device here rather than in the first
-    /// frame: starting (for PulseAudio: uncork and trigger) allocates, the frame must not.
-    fn start_with_silence(&self, frames: u32) {
-        let frames = (frames as usize).min(MAX_SOUND_FRAMES);
-        let _ = match &*self.writer {
-            Writer::F32(io) => io.writei(&vec![0.0f32; 2 * frames]),
-            Writer::I16(io) => io.writei(&vec![0i16; 2 * frames]),
-        };
-        if self.pcm().state() == State::Prepared {
-            let _ = self.pcm().start();
-        }
-    }
-
-    fn pcm(&self) -> &PCM {
-        // SAFETY: the PCM is alive for as long as `self` (see `Drop`).
-        unsafe { self.pcm.as_ref() }
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        // SAFETY: the writer is dropped exactly once, here, before the PCM it borrows; the PCM
-        // came from `Box::leak` in `new` and nothing else frees it.
-        unsafe {
-            ManuallyDrop::drop(&mut self.writer);
-            drop(Box::from_raw(self.pcm.as_ptr()));
-        }
-    }
-}
-
-impl Recovery {
-    fn new() -> Self {
-        let now = Instant::now();
-        Self {
-            pending: None,
-            next_attempt: now,
-            backoff: FIRST_RETRY,
-            lost_at: None,
-            attempts: 0,
-            attempt_started: now,
-            said_slow: false,
-        }
-    }
-
-    fn start(&mut self, now: Instant) {
-        *self = Self::new();
-        self.lost_at = Some(now);
-        self.next_attempt = now + FIRST_RETRY;
-    }
-
-    fn due(&self, now: Instant) -> bool {
-        self.pending.is_none() && now >= self.next_attempt
-    }
-
-    /// A finished attempt's result, if one finished since the last call.
-    fn poll(&mut self, _now: Instant) -> Option<Result<Opened, String>> {
-        let rx = self.pending.as_ref()?;
-        match rx.try_recv() {
-            Ok(result) => {
-                self.pending = None;
-                Some(result)
-            }
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => {
-                self.pending = None;
-                Some(Err("open thread ended without an answer".into()))
-            }
-        }
-    }
-
-    fn schedule_next(&mut self, now: Instant) {
-        self.next_attempt = now + self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_RETRY);
     }
 }
 
@@ -541,11 +422,6 @@ mod tests {
         AudioDesc { sample_rate: 48_000, fps: 60, latency_ms: 10.0, alsa_device: device.into(), wav_out: None }
     }
 
-    #[test]
-    fn settings_follow_the_description() {
-        let s = Settings::from_desc(&desc("default"));
-        assert_eq!((s.target_frames, s.tick_frames), (480, 800));
-    }
 
     #[test]
     fn a_missing_device_is_one_clear_line() {
@@ -557,14 +433,31 @@ mod tests {
         assert!(!text.contains('\n'), "{text}");
     }
 
+    /// alsa-lib's `null` device takes anything at once: a real PCM that needs no server.
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let mut r = Recovery::new();
-        let now = Instant::now();
-        r.start(now);
-        for _ in 0..10 {
-            r.schedule_next(now);
+    fn writes_reach_the_device() {
+        let mut alsa = AlsaAudio::open(&desc("null")).expect("the null device opens");
+        assert_eq!((alsa.sample_rate(), alsa.pacing.target_frames, alsa.pacing.tick_frames), (48_000, 480, 800));
+        let n = alsa.frames_wanted();
+        assert!(n > 0);
+        assert_eq!(alsa.write(&vec![0.25; n], &vec![-0.25; n]).unwrap(), n, "every frame taken, none lost to the byte path");
+    }
+
+    /// Issue 16.13b: `null` reports a delay of 0 whatever is written. Written to as if it were
+    /// empty, it would take target + frame each frame (3x the sound clock) and count an
+    /// underrun each frame; once noticed it takes one frame's sound per frame, no underruns.
+    #[test]
+    fn a_device_without_delay_is_paced_by_the_frame_clock() {
+        let mut alsa = AlsaAudio::open(&desc("null")).expect("the null device opens");
+        let mut wanted = Vec::new();
+        for _ in 0..30 {
+            let n = alsa.frames_wanted();
+            wanted.push(n);
+            assert_eq!(alsa.write(&vec![0.0; n], &vec![0.0; n]).unwrap(), n);
         }
-        assert_eq!(r.backoff, MAX_RETRY);
+        assert!(alsa.clock.is_some(), "noticed: {wanted:?}");
+        assert!(wanted[..7].iter().all(|&n| n == 480 + 800), "{wanted:?}");
+        assert!(wanted[7..].iter().all(|&n| n == 800), "{wanted:?}");
+        assert_eq!(alsa.status().underruns, 0, "an empty queue there is not an underrun");
     }
 }

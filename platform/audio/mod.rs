@@ -10,14 +10,14 @@ use std::path::PathBuf;
 #[cfg(target_os = "linux")]
 mod alsa;
 mod convert;
+pub mod fade;
+mod pacing;
+mod reopen;
 mod sdl;
 mod wav;
 
-#[cfg(target_os = "linux")]
-pub mod fade;
-
 pub use alsa::AlsaAudio;
-pub use convert::{interleave_f32, interleave_i16, sanitize};
+pub use convert::{interleave_i16, sanitize};
 pub use sdl::SdlAudio;
 pub use wav::WavAudio;
 
@@ -28,7 +28,8 @@ pub enum AudioChoice {
     Auto,
     Alsa,
     Sdl,
-    /// Offline: no device; exactly one frame's samples per frame, written to `--wav-out`.
+    /// Offline: no device; exactly one frame's samples per frame, written to `--wav-out`
+    /// (without it the sound is discarded, and one line says so).
     Wav,
     /// Offline like `wav`, but the samples are discarded.
     None,
@@ -106,7 +107,12 @@ pub trait AudioOutput {
 /// Either way one line says what was chosen and, under `Auto`, why the others were not.
 pub fn open(choice: AudioChoice, desc: &AudioDesc) -> Result<Box<dyn AudioOutput>, AudioError> {
     let output = match choice {
-        AudioChoice::Wav => Box::new(WavAudio::open(desc, desc.wav_out.clone())?),
+        AudioChoice::Wav => {
+            if desc.wav_out.is_none() {
+                log::warn!("audio: --audio wav without --wav-out PATH: the sound is discarded (as with --audio none)");
+            }
+            Box::new(WavAudio::open(desc, desc.wav_out.clone())?)
+        }
         AudioChoice::None => Box::new(WavAudio::open(desc, None)?),
         AudioChoice::Alsa | AudioChoice::Sdl => open_device(choice, desc)?,
         AudioChoice::Auto => return open_auto(desc),

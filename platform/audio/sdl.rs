@@ -11,28 +11,22 @@ use handmade_api::MAX_SOUND_FRAMES;
 use sdl2::audio::{AudioQueue, AudioSpecDesired, AudioStatus as SdlStatus};
 use sdl2::AudioSubsystem;
 
+use super::pacing::{Pacing, QueueStats};
+use super::reopen::Backoff;
 use super::{interleave_i16, AudioDesc, AudioError, AudioOutput, AudioStatus};
-
-const FIRST_RETRY: Duration = Duration::from_millis(250);
-const MAX_RETRY: Duration = Duration::from_secs(4);
 
 pub struct SdlAudio {
     subsystem: AudioSubsystem,
     queue: Option<AudioQueue<i16>>,
     sample_rate: u32,
-    /// Queue depth to find at each write (`latency_ms`), in frames.
-    target_frames: u32,
-    tick_frames: u32,
+    pacing: Pacing,
     /// SDL's device buffer (`spec.samples`): sound that left the queue but is not yet heard.
     device_frames: u32,
     interleaved: Vec<i16>,
     underruns: u64,
-    queued_frames: u32,
-    queued_sum: f64,
-    queued_count: u64,
+    measured: QueueStats,
     lost_at: Option<Instant>,
-    next_attempt: Instant,
-    backoff: Duration,
+    backoff: Backoff,
 }
 
 impl SdlAudio {
@@ -40,32 +34,28 @@ impl SdlAudio {
         let sdl = crate::sdl_context::sdl().map_err(unavailable)?;
         let subsystem = sdl.audio().map_err(unavailable)?;
         let rate = desc.sample_rate;
-        let target = (f64::from(desc.latency_ms.max(0.0)) * f64::from(rate) / 1000.0).round();
-        let target_frames = (target as u32).clamp(1, MAX_SOUND_FRAMES as u32);
-        let device_frames = device_buffer_frames(target_frames);
+        // SDL converts to whatever the device takes, so the rate asked for is the rate.
+        let pacing = Pacing::new(rate, desc.fps, desc.latency_ms);
+        let device_frames = device_buffer_frames(pacing.target_frames);
         let queue = open_queue(&subsystem, rate, device_frames).map_err(unavailable)?;
         let device_frames = u32::from(queue.spec().samples);
-        let tick_frames = (rate / desc.fps.max(1)).clamp(1, MAX_SOUND_FRAMES as u32);
-        prime(&queue, prime_frames(target_frames, tick_frames, device_frames));
+        prime(&queue, prime_frames(pacing, device_frames));
         log::debug!(
-            "sdl: driver {} at {rate} Hz, S16, device buffer {device_frames} frames, keeping {target_frames} frames queued",
-            subsystem.current_audio_driver()
+            "sdl: driver {} at {rate} Hz, S16, device buffer {device_frames} frames, keeping {} frames queued",
+            subsystem.current_audio_driver(),
+            pacing.target_frames
         );
         Ok(Self {
             subsystem,
             queue: Some(queue),
             sample_rate: rate,
-            target_frames,
-            tick_frames,
+            pacing,
             device_frames,
             interleaved: vec![0; 2 * MAX_SOUND_FRAMES],
             underruns: 0,
-            queued_frames: 0,
-            queued_sum: 0.0,
-            queued_count: 0,
+            measured: QueueStats::default(),
             lost_at: None,
-            next_attempt: Instant::now(),
-            backoff: FIRST_RETRY,
+            backoff: Backoff::new(Instant::now()),
         })
     }
 
@@ -80,8 +70,7 @@ impl SdlAudio {
             );
             self.queue = None;
             self.lost_at = Some(Instant::now());
-            self.next_attempt = Instant::now() + FIRST_RETRY;
-            self.backoff = FIRST_RETRY;
+            self.backoff = Backoff::new(Instant::now());
         }
     }
 
@@ -89,22 +78,18 @@ impl SdlAudio {
     /// (connection refused); the wait between attempts doubles up to `MAX_RETRY`.
     fn try_reopen(&mut self) {
         let now = Instant::now();
-        if now < self.next_attempt {
+        if !self.backoff.due(now) {
             return;
         }
         match open_queue(&self.subsystem, self.sample_rate, self.device_frames) {
             Ok(queue) => {
-                prime(&queue, prime_frames(self.target_frames, self.tick_frames, self.device_frames));
+                prime(&queue, prime_frames(self.pacing, self.device_frames));
                 let lost_for = self.lost_at.map(|t| now - t).unwrap_or_default();
                 log::info!("sdl: audio device reopened after {:.1} s", lost_for.as_secs_f64());
                 self.queue = Some(queue);
                 self.lost_at = None;
-                self.backoff = FIRST_RETRY;
             }
-            Err(_) => {
-                self.next_attempt = now + self.backoff;
-                self.backoff = (self.backoff * 2).min(MAX_RETRY);
-            }
+            Err(_) => self.backoff.failed(now),
         }
     }
 }
@@ -125,22 +110,18 @@ impl AudioOutput for SdlAudio {
     fn frames_wanted(&mut self) -> usize {
         self.check_device();
         let Some(queue) = self.queue.as_ref() else {
-            return self.tick_frames as usize;
+            return self.pacing.tick_frames as usize;
         };
         let queued = queue.size() / 4; // 2 channels x 2 bytes
-                                       // The queue is primed at open, so an empty one means SDL's thread found nothing and
-                                       // played silence.
-        if queued == 0 {
-            self.underruns += 1;
-        }
-        self.queued_frames = queued + self.device_frames;
-        self.queued_sum += f64::from(self.queued_frames);
-        self.queued_count += 1;
+        // The queue is primed at open, so an empty one means SDL's thread found nothing and
+        // played silence.
+        self.underruns += u64::from(queued == 0);
+        self.measured.record(i64::from(queued + self.device_frames));
         // SDL's thread takes a whole device buffer per callback and pads with silence what the
         // queue lacks, so the queue must still hold one device buffer when our next frame is
-        // a little late: keep the target, one frame and one device buffer queued.
-        let goal = self.target_frames + self.tick_frames + self.device_frames;
-        (goal.saturating_sub(queued) as usize).min(MAX_SOUND_FRAMES)
+        // a little late: keep the target, one frame and one device buffer queued. The queue
+        // grows as needed: no room limit.
+        self.pacing.frames_to_write(i64::from(queued), self.device_frames, i64::MAX)
     }
 
     fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError> {
@@ -160,14 +141,10 @@ impl AudioOutput for SdlAudio {
 
     fn status(&self) -> AudioStatus {
         AudioStatus {
-            queued_frames: self.queued_frames,
+            queued_frames: self.measured.last(),
             buffer_frames: self.device_frames,
             underruns: self.underruns,
-            mean_queued_frames: if self.queued_count == 0 {
-                0.0
-            } else {
-                (self.queued_sum / self.queued_count as f64) as f32
-            },
+            mean_queued_frames: self.measured.mean(),
         }
     }
 
@@ -189,8 +166,8 @@ impl AudioOutput for SdlAudio {
 /// later writes reuse packets instead of allocating.
 const SDL_PACKET_FRAMES: u32 = 2048;
 
-fn prime_frames(target_frames: u32, tick_frames: u32, device_frames: u32) -> u32 {
-    target_frames + 2 * tick_frames + device_frames + SDL_PACKET_FRAMES
+fn prime_frames(pacing: Pacing, device_frames: u32) -> u32 {
+    pacing.goal(device_frames) + pacing.tick_frames + SDL_PACKET_FRAMES
 }
 
 fn prime(queue: &AudioQueue<i16>, frames: u32) {
