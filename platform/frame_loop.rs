@@ -16,7 +16,7 @@ use crate::audio::{self, fade, AudioDesc, AudioError, AudioOutput};
 use crate::cli::Config;
 use crate::dev::game_build;
 use crate::guard::{CallGuard, GameCall, GameFault};
-use crate::dev::live_loop::{LiveLoop, LoopStep};
+use crate::dev::live_loop::{recorded_permanent_base, LiveLoop, LoopStep};
 use crate::dev::rebuild::{self, BuildEvent, BuildWatcher};
 use crate::input::script::{InputScript, ScriptError};
 use crate::input::{self, Key};
@@ -84,7 +84,7 @@ pub fn run(config: &Config) -> Result<RunReport, PlatformError> {
     // (only the pages a snapshot writes are ever backed).
     let platform_mib = config.platform_mib.saturating_add(config.permanent_mib);
     let layout = MemoryLayout::from_mib(config.permanent_mib, config.transient_mib, platform_mib)?;
-    let mut block = PlatformMemoryBlock::reserve(layout)?;
+    let mut block = reserve_memory(&config, layout)?;
     let mut platform = Platform::new(&mut config, block.carve())?;
     // The stack sample buffer: locals of the loop, sized for the worst case; the game only
     // borrows them for the length of one `game_output_sound` call.
@@ -92,6 +92,19 @@ pub fn run(config: &Config) -> Result<RunReport, PlatformError> {
     let mut right = [0.0f32; MAX_SOUND_FRAMES];
     while platform.frame(&mut left, &mut right) == Continue::Yes {}
     Ok(platform.finish())
+}
+
+/// The memory block: where a `--play-loop` recording had it (its state holds pointers into
+/// it), else wherever the kernel puts it.
+fn reserve_memory(config: &Config, layout: MemoryLayout) -> Result<PlatformMemoryBlock, PlatformError> {
+    let recorded = config.play_loop.as_deref().and_then(recorded_permanent_base);
+    if let Some(base) = recorded {
+        match PlatformMemoryBlock::reserve_at(layout, base as usize) {
+            Ok(block) => return Ok(block),
+            Err(e) => log::warn!("{e}; the recording cannot be replayed in this run"),
+        }
+    }
+    Ok(PlatformMemoryBlock::reserve(layout)?)
 }
 
 fn check_sound_buffer(config: &Config) -> Result<(), PlatformError> {
@@ -691,7 +704,10 @@ fn open_audio(config: &Config, audio_sync: &mut AudioSyncRing) -> Result<Box<dyn
 fn open_live_loop(config: &Config, permanent_base: u64, permanent_len: usize) -> Result<LiveLoop, PlatformError> {
     if let Some(path) = &config.play_loop {
         match LiveLoop::open_recording(path, permanent_base, permanent_len, config.loop_file.clone()) {
-            Ok(recording) => return Ok(recording),
+            Ok(recording) => {
+                log::info!("live loop: playing {} ({} recorded frames)", path.display(), recording.recorded_frames());
+                return Ok(recording);
+            }
             Err(e) => log::error!("{e}; playing live instead"),
         }
     }

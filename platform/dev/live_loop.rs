@@ -157,6 +157,21 @@ fn sections<'b>(bytes: &'b [u8], header: &Header) -> (&'b [u8], &'b [u8]) {
 }
 
 /// Public entry for the fuzzer and tests: is `bytes` a usable recording?
+/// The address of permanent storage when `path` was recorded, read from its header (so the
+/// memory block can be mapped there before the recording is opened). `None` if unreadable: the
+/// full check in `open_recording` then says why.
+pub fn recorded_permanent_base(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut header = [0u8; HEADER_BYTES];
+    file.take(HEADER_BYTES as u64).read_exact(&mut header).ok()?;
+    Header::read(&header).ok().map(|h| h.permanent_base).filter(|&base| base != 0)
+}
+
 pub fn check_recording(bytes: &[u8], permanent_size: usize) -> Result<(), String> {
     validate(bytes, permanent_size).map(|_| ())
 }

@@ -1,5 +1,8 @@
 //! `PlatformMemoryBlock`: the one anonymous mapping reserved at start-up. Every byte the game
-//! and the platform's own arenas use after start-up comes from it.
+//! and the platform's own arenas use after start-up comes from it. Normally memmap2 places it
+//! anywhere; to replay a loop recording from an earlier run it is mapped at the address the
+//! recording names (Handmade Hero maps its block at a fixed address for the same reason: the
+//! game's state holds pointers into it), which memmap2 cannot ask for.
 
 pub mod assets;
 pub mod snapshot;
@@ -38,6 +41,8 @@ impl MemoryLayout {
 pub enum MemoryError {
     TooLarge { mib: usize },
     Map { bytes: usize, source: std::io::Error },
+    /// The address a recording needs is taken (or this kernel ignores MAP_FIXED_NOREPLACE).
+    AddressTaken { address: usize, source: std::io::Error },
 }
 
 impl fmt::Display for MemoryError {
@@ -49,6 +54,9 @@ impl fmt::Display for MemoryError {
                 "cannot reserve the {} MiB memory block ({source}); try smaller --permanent-mib/--transient-mib",
                 bytes / MIB
             ),
+            MemoryError::AddressTaken { address, source } => {
+                write!(f, "cannot map the memory block at {address:#x}, where the recording has it ({source})")
+            }
         }
     }
 }
@@ -58,8 +66,44 @@ impl std::error::Error for MemoryError {}
 /// The block, mapped once, zeroed by the kernel, never grown or moved: pointers into it (the
 /// game's state) stay valid across game reloads.
 pub struct PlatformMemoryBlock {
-    map: MmapMut,
+    map: Backing,
     layout: MemoryLayout,
+}
+
+/// Where the block's pages come from.
+enum Backing {
+    /// memmap2's anonymous mapping, wherever the kernel puts it.
+    Anywhere(MmapMut),
+    /// An anonymous mapping at a chosen address, unmapped on drop.
+    Fixed { ptr: std::ptr::NonNull<u8>, len: usize },
+}
+
+impl Backing {
+    fn bytes(&mut self) -> &mut [u8] {
+        match self {
+            Backing::Anywhere(map) => map,
+            // SAFETY: `ptr..ptr + len` is a live private read/write mapping owned by `self`
+            // (created in `reserve_at`, unmapped only in `drop`), and `&mut self` is unique.
+            Backing::Fixed { ptr, len } => unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), *len) },
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Backing::Anywhere(map) => map.len(),
+            Backing::Fixed { len, .. } => *len,
+        }
+    }
+}
+
+impl Drop for Backing {
+    fn drop(&mut self) {
+        if let Backing::Fixed { ptr, len } = self {
+            // SAFETY: the mapping was created by `reserve_at` with this address and length and
+            // is unmapped exactly once; every borrow of it ended with the block's lifetime.
+            unsafe { libc::munmap(ptr.as_ptr().cast(), *len) };
+        }
+    }
 }
 
 /// The three regions of the block, borrowed from it for as long as the block lives.
@@ -82,7 +126,34 @@ impl PlatformMemoryBlock {
             options.no_reserve_swap();
         }
         let map = options.map_anon().map_err(|source| MemoryError::Map { bytes, source })?;
-        Ok(Self { map, layout })
+        Ok(Self { map: Backing::Anywhere(map), layout })
+    }
+
+    /// The block at exactly `address` (page-aligned), or an error if anything is mapped there:
+    /// `MAP_FIXED_NOREPLACE` never replaces another mapping.
+    pub fn reserve_at(layout: MemoryLayout, address: usize) -> Result<Self, MemoryError> {
+        let bytes = layout.total().ok_or(MemoryError::TooLarge { mib: usize::MAX / MIB })?.max(1);
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE;
+        // SAFETY: a new anonymous mapping; NOREPLACE makes the kernel refuse (EEXIST) rather
+        // than unmap anything already at `address`, so no memory of ours can be clobbered.
+        let got = unsafe { libc::mmap(address as *mut _, bytes, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+        if got == libc::MAP_FAILED {
+            return Err(MemoryError::AddressTaken { address, source: std::io::Error::last_os_error() });
+        }
+        if got as usize != address {
+            // A kernel before 4.17 treats the flag as a hint and maps elsewhere.
+            // SAFETY: `got` is the mapping just made, of `bytes` bytes, used by nobody.
+            unsafe { libc::munmap(got, bytes) };
+            let source = std::io::Error::other("the kernel placed it elsewhere");
+            return Err(MemoryError::AddressTaken { address, source });
+        }
+        let ptr = std::ptr::NonNull::new(got.cast::<u8>()).expect("mmap does not return null on success");
+        Ok(Self { map: Backing::Fixed { ptr, len: bytes }, layout })
+    }
+
+    /// Where the block starts (where permanent storage starts).
+    pub fn address(&mut self) -> usize {
+        self.map.bytes().as_ptr() as usize
     }
 
     pub fn len(&self) -> usize {
@@ -90,13 +161,13 @@ impl PlatformMemoryBlock {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len() == 0
     }
 
     /// Splits the block into the game's permanent and transient storage and the platform arena.
     pub fn carve(&mut self) -> MemoryRegions<'_> {
         let layout = self.layout;
-        let (permanent, rest) = self.map.split_at_mut(layout.permanent_bytes);
+        let (permanent, rest) = self.map.bytes().split_at_mut(layout.permanent_bytes);
         let (transient, rest) = rest.split_at_mut(layout.transient_bytes);
         let platform = MemoryArena::new("platform", &mut rest[..layout.platform_bytes]);
         MemoryRegions { permanent, transient, platform }
@@ -129,5 +200,21 @@ mod tests {
         let huge = MemoryLayout { permanent_bytes: 1 << 46, transient_bytes: 1 << 46, platform_bytes: 1 << 46 };
         let err = PlatformMemoryBlock::reserve(huge).err().expect("a 192 TiB mapping must fail");
         assert!(err.to_string().starts_with("cannot reserve the"), "{err}");
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri runs no MAP_FIXED_NOREPLACE")]
+    fn a_block_maps_again_where_an_earlier_one_was_but_never_over_another() {
+        let layout = MemoryLayout { permanent_bytes: 1 << 20, transient_bytes: 1 << 20, platform_bytes: 4096 };
+        let mut first = PlatformMemoryBlock::reserve(layout).unwrap();
+        let address = first.address();
+        let err = PlatformMemoryBlock::reserve_at(layout, address).err().expect("the address is taken");
+        assert!(err.to_string().contains(&format!("{address:#x}")), "{err}");
+        first.carve().permanent[0] = 7;
+        drop(first);
+        let mut again = PlatformMemoryBlock::reserve_at(layout, address).unwrap();
+        assert_eq!(again.address(), address);
+        let regions = again.carve();
+        assert_eq!((regions.permanent[0], regions.permanent.len()), (0, 1 << 20), "a new, zeroed block");
     }
 }
