@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use handmade::guard::{CallGuard, GameCall};
+//! use handmade::{CallGuard, GameCall};
 //! let mut guard = CallGuard::install(Duration::from_millis(250)).expect("guard");
 //! match guard.call(GameCall::UpdateAndRender, || 6 * 7) {
 //!     Ok(answer) => assert_eq!(answer, 42),
