@@ -49,10 +49,7 @@ fn compile_guard_shim() {
 fn record_target_dir() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let profile_dir = out_dir.ancestors().nth(3).map(Path::to_path_buf).unwrap_or_default();
-    let profile_name = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_string();
     let target_dir = profile_dir.parent().map(Path::to_path_buf).unwrap_or_default();
-    println!("cargo:rustc-env=HANDMADE_PROFILE_DIR={}", profile_dir.display());
     println!("cargo:rustc-env=HANDMADE_TARGET_DIR={}", target_dir.display());
-    println!("cargo:rustc-env=HANDMADE_PROFILE={profile_name}");
     println!("cargo:rustc-env=HANDMADE_OPT_LEVEL={}", env::var("OPT_LEVEL").unwrap_or_default());
 }

@@ -142,7 +142,7 @@ fn main() {
     println!("note (not measured by this run): the course's timings ran under ThreadSanitizer, which instruments every access, so they say nothing about either queue's cost");
     println!("relaxed: storing `tail` with Relaxed lets the compiler or an ARM CPU make the new index visible before the slot's contents, so the consumer may read a stale slot; x86's TSO usually hides this (its stores stay in order), which is why a wrong queue 'works' on a desktop and fails on a phone; Release on the index store and Acquire on its load forbid that order, and .ci/miri.sh runs the queue's two-thread test under Miri's data-race detector");
     verdict(
-        "the seeds' queue is lock-free and correct",
+        "the course's queue is lock-free and correct",
         &format!("this run moved {items} items through each queue; the consumer checked every one arrived once and in order"),
         &format!(
             "this run checked order and loss on {}; it cannot check memory ordering (a wrong Relaxed may pass here): .ci/miri.sh runs the queue's two-thread test under Miri's data-race detector, which does",

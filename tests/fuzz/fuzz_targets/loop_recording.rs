@@ -12,7 +12,7 @@ use handmade::LiveLoop;
 use handmade_api::{GameInput, GameMemory};
 use libfuzzer_sys::fuzz_target;
 
-/// Permanent storage the recording must fit (the seeds' snapshots are smaller).
+/// Permanent storage the recording must fit (the corpus files' snapshots are smaller).
 const PERMANENT_BYTES: usize = 64 << 10;
 
 fuzz_target!(|data: &[u8]| {

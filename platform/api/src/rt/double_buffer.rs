@@ -1,7 +1,8 @@
 //! A double buffer: a writer (control/game thread) edits the back page and publishes it with an
 //! atomic flip; a reader (audio thread) reads a consistent front page without waiting.
 //!
-//! The seeds' version flips a flag and keeps editing "the other" page, which still holds the
+//! The naive version (the one the buffer designs this project grew from use) flips a flag and
+//! keeps editing "the other" page, which still holds the
 //! state from before the previous flip: every edit made before that flip is lost from it (a
 //! spectral mask loses columns). Here the writer, before its first edit after a flip, waits until
 //! the reader has left the old front page and copies the published page into it, which is
