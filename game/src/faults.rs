@@ -19,6 +19,39 @@ pub fn in_update() {
     divide_by_zero();
     #[cfg(feature = "sigill")]
     illegal_instruction();
+    #[cfg(feature = "loader-thread")]
+    start_loader_thread();
+}
+
+/// An asset loader that never finishes: a thread whose code lives in this library and keeps
+/// running after the platform has swapped the library out. Started with `pthread_create`, as a
+/// C game or a loader library would (a `std::thread` registers thread-local destructors, and
+/// glibc then never unmaps the library, which would hide the fault).
+#[cfg(feature = "loader-thread")]
+fn start_loader_thread() {
+    use core::ffi::c_void;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    extern "C" {
+        fn pthread_create(
+            thread: *mut u64,
+            attr: *const c_void,
+            start: extern "C" fn(*mut c_void) -> *mut c_void,
+            arg: *mut c_void,
+        ) -> i32;
+    }
+    extern "C" fn load_forever(_: *mut c_void) -> *mut c_void {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            core::hint::black_box(());
+        }
+    }
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    if !STARTED.swap(true, Ordering::Relaxed) {
+        let mut thread = 0u64;
+        // SAFETY: `thread` is a valid out-pointer for the id, the attributes are the defaults,
+        // and `load_forever` has the start routine's C signature.
+        unsafe { pthread_create(&mut thread, core::ptr::null(), load_forever, core::ptr::null_mut()) };
+    }
 }
 
 /// Called in every `game_output_sound`; faults once the stream has started.

@@ -32,6 +32,8 @@ impl GameFunctions {
 pub(super) struct LoadedLibrary {
     // Dropping it `dlclose`s the copy; the functions below must not be called after that.
     _library: Library,
+    /// The private copy it was loaded from (deleted since; `/proc/self/maps` still names it).
+    pub copy: std::path::PathBuf,
     pub functions: GameFunctions,
     /// The shape of the game's persistent state, if the library says (`game_state_layout`).
     pub state_layout: Option<GameStateLayout>,
@@ -72,7 +74,7 @@ impl LoadedLibrary {
             let layout = library.get::<GameStateLayoutFn>(SYMBOL_STATE_LAYOUT).ok().map(|f| f());
             (functions, layout)
         };
-        Ok(Self { _library: library, functions, state_layout })
+        Ok(Self { _library: library, copy: copy.to_path_buf(), functions, state_layout })
     }
 }
 
@@ -96,9 +98,118 @@ pub fn mapped_copies(copies_dir: &Path) -> usize {
     paths.len()
 }
 
+/// Whether another thread may still be running a library's code, asked before it is unmapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeInUse {
+    No,
+    Yes,
+    /// A thread was running at the moment (no stack to look at): ask again later.
+    CannotTell,
+}
+
+/// Looks at every other thread of this process: is it stopped inside the library mapped from
+/// `copy`, or does its stack hold a return address into it (a loader thread sleeping in a
+/// system call the library made)? Reads `/proc/self/maps`, `/proc/self/task/*/syscall` and the
+/// stacks themselves (with `process_vm_readv`, which fails instead of faulting on a page that is
+/// gone). Allocates: called when a library is retired, never in a normal frame.
+pub fn code_in_use(copy: &Path) -> CodeInUse {
+    let Ok(maps) = fs::read_to_string("/proc/self/maps") else { return CodeInUse::CannotTell };
+    let copy = copy.to_string_lossy();
+    let code: Vec<(usize, usize)> =
+        maps.lines().filter(|l| l.contains(copy.as_ref()) && l.contains(" r-xp ")).filter_map(range_of).collect();
+    if code.is_empty() {
+        return CodeInUse::No;
+    }
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else { return CodeInUse::CannotTell };
+    // SAFETY: `gettid` takes no arguments and cannot fail.
+    let me = unsafe { libc::gettid() }.to_string();
+    let mut verdict = CodeInUse::No;
+    for task in tasks.flatten().filter(|t| t.file_name() != me.as_str()) {
+        let Ok(syscall) = fs::read_to_string(task.path().join("syscall")) else { continue };
+        let fields: Vec<&str> = syscall.split_whitespace().collect();
+        let (Some(sp), Some(pc)) = (fields.iter().rev().nth(1), fields.last()) else {
+            verdict = CodeInUse::CannotTell; // "running": no registers to read
+            continue;
+        };
+        let (Some(sp), Some(pc)) = (hex(sp), hex(pc)) else {
+            verdict = CodeInUse::CannotTell;
+            continue;
+        };
+        let inside = |address: usize| code.iter().any(|&(lo, hi)| (lo..hi).contains(&address));
+        if inside(pc) || stack_holds(&maps, sp, &inside) {
+            return CodeInUse::Yes;
+        }
+    }
+    verdict
+}
+
+fn hex(text: &str) -> Option<usize> {
+    usize::from_str_radix(text.trim_start_matches("0x"), 16).ok()
+}
+
+/// `lo-hi perms ...` of a maps line.
+fn range_of(line: &str) -> Option<(usize, usize)> {
+    let (lo, hi) = line.split_whitespace().next()?.split_once('-')?;
+    Some((hex(lo)?, hex(hi)?))
+}
+
+/// Does the stack that `sp` points into hold a word inside the library's code, from `sp` to
+/// the top of its mapping (at most 8 MiB)?
+fn stack_holds(maps: &str, sp: usize, inside: &dyn Fn(usize) -> bool) -> bool {
+    let Some((_, top)) = maps.lines().filter_map(range_of).find(|&(lo, hi)| (lo..hi).contains(&sp)) else {
+        return false;
+    };
+    let top = top.min(sp.saturating_add(8 << 20));
+    let mut words = vec![0usize; 8192];
+    let mut at = sp & !7;
+    while at < top {
+        let bytes = (top - at).min(words.len() * 8);
+        let local = libc::iovec { iov_base: words.as_mut_ptr().cast(), iov_len: bytes };
+        let remote = libc::iovec { iov_base: at as *mut libc::c_void, iov_len: bytes };
+        // SAFETY: reads this process's own memory into `words` (which holds `bytes` bytes); the
+        // kernel checks the remote range and returns -1 instead of faulting if it is unmapped.
+        let got = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        if got <= 0 {
+            return false;
+        }
+        if words[..got as usize / 8].iter().any(|&w| inside(w)) {
+            return true;
+        }
+        at += got as usize;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_sleeping_in_code_of_a_mapping_is_seen() {
+        // This test binary's own code stands in for a library: a thread sleeping inside it
+        // (std's sleep is called from here, so a return address into this binary is on its
+        // stack) must be seen; then, once it has ended, nothing is.
+        let exe = fs::read_link("/proc/self/exe").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let sleeper = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut seen = CodeInUse::CannotTell;
+        for _ in 0..50 {
+            seen = code_in_use(&exe);
+            if seen != CodeInUse::CannotTell {
+                break;
+            }
+        }
+        assert_eq!(seen, CodeInUse::Yes);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        sleeper.join().unwrap();
+        assert_eq!(code_in_use(Path::new("/no/such/library.so")), CodeInUse::No);
+    }
 
     #[test]
     fn dlerror_becomes_one_line() {

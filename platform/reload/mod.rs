@@ -19,6 +19,7 @@ mod load_probe;
 
 pub use error::GameCodeError;
 pub use library::{mapped_copies, GameFunctions};
+use library::{code_in_use, CodeInUse};
 pub use load_probe::{LoadProbe, ProbeResult, ProbeRun};
 
 use crate::private_fs::{non_file_kind, private_dir, refuse_unsafe};
@@ -106,7 +107,21 @@ pub struct GameCode {
     /// within `ROLLBACK_WINDOW` frames goes back to it.
     previous: Option<(LoadedLibrary, u32)>,
     pending: Pending,
+    retired: Retired,
 }
+
+/// Libraries swapped out for good. One is unmapped only once no other thread runs its code (a
+/// loader thread the game started would crash the moment its code vanished); one still in use
+/// stays mapped for the rest of the run, said once.
+#[derive(Default)]
+struct Retired {
+    /// Waiting for the check, with how many checks could not tell.
+    waiting: Vec<(LoadedLibrary, u32)>,
+    kept: Vec<LoadedLibrary>,
+}
+
+/// Checks that could not tell (a thread was running) before a library is kept to be safe.
+const RETIRE_TRIES: u32 = 10;
 
 /// The private directory the loaded copies live in, and a counter for unique names.
 struct Copies {
@@ -130,6 +145,7 @@ impl GameCode {
             current: None,
             previous: None,
             pending: Pending::Idle,
+            retired: Retired::default(),
         };
         let stamp = code.stamp().map_err(|e| GameCodeError::Missing { path: source.into(), source: e })?;
         code.load_now(stamp, &mut || {})?;
@@ -225,21 +241,46 @@ impl GameCode {
         let Some((library, _)) = self.previous.take() else { return false };
         let crashed = self.current.as_ref().map(|c| c.stamp);
         if let (Some(current), Some(stamp)) = (self.current.as_mut(), crashed) {
-            current.library = library;
+            let crashed_library = std::mem::replace(&mut current.library, library);
+            self.retired.waiting.push((crashed_library, 0));
             self.pending = Pending::Parked(stamp);
         }
         true
     }
 
-    /// Called once per frame: closes the rollback target when the window has passed. Returns
-    /// true on the frame that closed it.
+    /// Called once per frame: retires the rollback target when the window has passed, and
+    /// unmaps retired libraries no thread runs. Returns true on a frame that did either.
     pub fn end_frame(&mut self) -> bool {
-        let Some((_, frames)) = self.previous.as_mut() else { return false };
-        *frames += 1;
-        if *frames < ROLLBACK_WINDOW {
+        if let Some((_, frames)) = self.previous.as_mut() {
+            *frames += 1;
+            if *frames >= ROLLBACK_WINDOW {
+                let (library, _) = self.previous.take().expect("checked above");
+                self.retired.waiting.push((library, 0));
+                return true; // checked from the next frame on
+            }
+        }
+        self.unmap_retired()
+    }
+
+    fn unmap_retired(&mut self) -> bool {
+        if self.retired.waiting.is_empty() {
             return false;
         }
-        self.previous = None;
+        for (library, tries) in std::mem::take(&mut self.retired.waiting) {
+            match code_in_use(&library.copy) {
+                CodeInUse::No => drop(library), // dlclose
+                CodeInUse::CannotTell if tries + 1 < RETIRE_TRIES => self.retired.waiting.push((library, tries + 1)),
+                _ => {
+                    if self.retired.kept.is_empty() {
+                        log::warn!(
+                            "an old game library stays mapped: a thread the game started still runs its code \
+                             (unmapping it would crash that thread); stop the game's threads before a reload"
+                        );
+                    }
+                    self.retired.kept.push(library);
+                }
+            }
+        }
         true
     }
 
@@ -425,7 +466,9 @@ impl GameCode {
         let old = self.current.replace(Current { library, stamp });
         let shape = old.as_ref().map(|c| c.library.state_layout).filter(|&o| o != new || o.is_none());
         let shape = shape.filter(|_| new.is_some()).map(|old| ShapeChange { old, new });
-        self.previous = old.map(|c| (c.library, 0));
+        if let Some((before, _)) = std::mem::replace(&mut self.previous, old.map(|c| (c.library, 0))) {
+            self.retired.waiting.push((before, 0));
+        }
         self.pending = Pending::Idle;
         Ok(shape)
     }
@@ -480,6 +523,7 @@ mod tests {
             current: None,
             previous: None,
             pending: Pending::Idle,
+            retired: Retired::default(),
         }
     }
 
