@@ -118,6 +118,16 @@ struct Retired {
     /// Waiting for the check, with how many checks could not tell.
     waiting: Vec<(LoadedLibrary, u32)>,
     kept: Vec<LoadedLibrary>,
+    /// One was added this frame: the check waits for the next frame, so a reload frame does
+    /// not also pay for it.
+    added_this_frame: bool,
+}
+
+impl Retired {
+    fn add(&mut self, library: LoadedLibrary) {
+        self.waiting.push((library, 0));
+        self.added_this_frame = true;
+    }
 }
 
 /// Checks that could not tell (a thread was running) before a library is kept to be safe.
@@ -242,7 +252,7 @@ impl GameCode {
         let crashed = self.current.as_ref().map(|c| c.stamp);
         if let (Some(current), Some(stamp)) = (self.current.as_mut(), crashed) {
             let crashed_library = std::mem::replace(&mut current.library, library);
-            self.retired.waiting.push((crashed_library, 0));
+            self.retired.add(crashed_library);
             self.pending = Pending::Parked(stamp);
         }
         true
@@ -255,9 +265,11 @@ impl GameCode {
             *frames += 1;
             if *frames >= ROLLBACK_WINDOW {
                 let (library, _) = self.previous.take().expect("checked above");
-                self.retired.waiting.push((library, 0));
-                return true; // checked from the next frame on
+                self.retired.add(library);
             }
+        }
+        if std::mem::take(&mut self.retired.added_this_frame) {
+            return false;
         }
         self.unmap_retired()
     }
@@ -467,7 +479,7 @@ impl GameCode {
         let shape = old.as_ref().map(|c| c.library.state_layout).filter(|&o| o != new || o.is_none());
         let shape = shape.filter(|_| new.is_some()).map(|old| ShapeChange { old, new });
         if let Some((before, _)) = std::mem::replace(&mut self.previous, old.map(|c| (c.library, 0))) {
-            self.retired.waiting.push((before, 0));
+            self.retired.add(before);
         }
         self.pending = Pending::Idle;
         Ok(shape)
