@@ -3,11 +3,12 @@
  * function, and because the handler must be async-signal-safe: it only reads and writes
  * thread-locals, and on the paths that do not jump it calls sigaction/raise/getpid.
  *
- * Modelled on cr.h (github.com/fungos/cr, cr_plugin_main / cr_signal_handler), with two
+ * Modelled on cr.h (github.com/fungos/cr, cr_plugin_main / cr_signal_handler), with three
  * differences: sigsetjmp(..., 0) does not save the signal mask (that would cost an
  * rt_sigprocmask system call per guarded call); the fault path unblocks the handled signals
- * instead. And signals that do not come from a guarded call go to the previous handler, so the
- * platform's own crashes (and Rust's stack-overflow message) are not hidden. */
+ * instead. Signals that do not come from a guarded call go to the previous handler, so the
+ * platform's own crashes (and Rust's stack-overflow message) are not hidden. And there is a
+ * timeout (the watchdog's signal), which waits while the call is inside glibc. */
 
 #define _GNU_SOURCE
 #include <errno.h>
