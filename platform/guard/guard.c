@@ -3,18 +3,21 @@
  * function, and because the handler must be async-signal-safe: it only reads and writes
  * thread-locals, and on the paths that do not jump it calls sigaction/raise/getpid.
  *
- * Modelled on cr.h (github.com/fungos/cr, cr_plugin_main / cr_signal_handler), with two
+ * Modelled on cr.h (github.com/fungos/cr, cr_plugin_main / cr_signal_handler), with three
  * differences: sigsetjmp(..., 0) does not save the signal mask (that would cost an
  * rt_sigprocmask system call per guarded call); the fault path unblocks the handled signals
- * instead. And signals that do not come from a guarded call go to the previous handler, so the
- * platform's own crashes (and Rust's stack-overflow message) are not hidden. */
+ * instead. Signals that do not come from a guarded call go to the previous handler, so the
+ * platform's own crashes (and Rust's stack-overflow message) are not hidden. And there is a
+ * timeout (the watchdog's signal), which waits while the call is inside glibc. */
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <link.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 /* Static TLS: no __tls_get_addr (which may allocate) in the signal handler. */
@@ -39,6 +42,20 @@ GUARD_TLS volatile uintptr_t guard_active;
 GUARD_TLS struct handmade_guard_fault guard_fault;
 /* Fault addresses in [overflow_lo, overflow_hi) are stack overflows of this thread. */
 GUARD_TLS uintptr_t overflow_lo, overflow_hi;
+/* How often the watchdog's signal for call `deferred_call` found it inside glibc. */
+GUARD_TLS uintptr_t deferred_call;
+GUARD_TLS int deferred_count;
+
+/* A timeout that lands inside glibc (or the loader) is put off, up to this many times, until the
+ * watchdog fires again one timeout later: jumping out there could leave malloc's arena lock
+ * held or its free lists half-updated, or stdio's lock held, and the next malloc or printf would
+ * deadlock. A game that hangs in a loop spends most of its time in its own code; one blocked
+ * in a system call (PC in glibc for good) is still interrupted after the last deferral. */
+#define MAX_TIMEOUT_DEFERRALS 3
+#define MAX_TEXT_RANGES 16
+/* The executable segments of libc.so and ld-linux.so; set once, before the handler exists. */
+static struct { uintptr_t lo, hi; } libc_text[MAX_TEXT_RANGES];
+static int libc_text_count;
 
 static int timeout_signal;
 /* The handled signals, unblocked again on the fault path (the kernel blocked them while the
@@ -77,6 +94,55 @@ void handmade_guard_thread_init(uintptr_t lo, uintptr_t hi) {
     memset(&guard_fault, 0, sizeof guard_fault);
 }
 
+static int collect_libc_text(struct dl_phdr_info *info, size_t size, void *unused) {
+    (void)size;
+    (void)unused;
+    const char *name = info->dlpi_name;
+    if (name == NULL || (strstr(name, "/libc.so") == NULL && strstr(name, "/ld-linux") == NULL))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum && libc_text_count < MAX_TEXT_RANGES; i++) {
+        const ElfW(Phdr) *segment = &info->dlpi_phdr[i];
+        if (segment->p_type != PT_LOAD || !(segment->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + segment->p_vaddr;
+        libc_text[libc_text_count].lo = lo;
+        libc_text[libc_text_count].hi = lo + segment->p_memsz;
+        libc_text_count++;
+    }
+    return 0;
+}
+
+static uintptr_t interrupted_pc(const void *context) {
+    const ucontext_t *uc = context;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.pc;
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
+static int in_libc(uintptr_t pc) {
+    for (int i = 0; i < libc_text_count; i++)
+        if (pc >= libc_text[i].lo && pc < libc_text[i].hi)
+            return 1;
+    return 0;
+}
+
+/* Whether to let this timeout signal for call `active` pass, to be sent again later. */
+static int defer_timeout(uintptr_t active, const void *context) {
+    if (deferred_call != active) {
+        deferred_call = active;
+        deferred_count = 0;
+    }
+    if (deferred_count >= MAX_TIMEOUT_DEFERRALS || !in_libc(interrupted_pc(context)))
+        return 0;
+    deferred_count++;
+    return 1;
+}
+
 /* Installs the handler for the fault signals and `timeout`, saving the previous handlers.
  * Process-wide: Rust calls it once (under a lock) before the first guard, and
  * handmade_guard_restore_handlers after the last. Returns 0 or an errno. */
@@ -89,6 +155,8 @@ int handmade_guard_install_handlers(int timeout) {
      * system call of the platform's fail with EINTR either. */
     action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
     timeout_signal = timeout;
+    libc_text_count = 0;
+    dl_iterate_phdr(collect_libc_text, NULL);
     sigemptyset(&handled_set);
     for (size_t i = 0; i < FAULT_SIGNAL_COUNT; i++)
         sigaddset(&handled_set, FAULT_SIGNALS[i]);
@@ -149,9 +217,14 @@ static void handle(int signo, siginfo_t *info, void *context) {
     int saved_errno = errno;
     uintptr_t active = guard_active;
     int ours = active != 0;
-    if (ours && signo == timeout_signal)
+    if (ours && signo == timeout_signal) {
         ours = info->si_code == SI_QUEUE && info->si_pid == getpid() &&
                (uintptr_t)info->si_value.sival_ptr == active;
+        if (ours && defer_timeout(active, context)) {
+            errno = saved_errno;
+            return;
+        }
+    }
     else if (ours && sent_by_process(info))
         /* abort()/raise() in the game: sent by this process; a kill from outside is not a
          * fault of the game's.

@@ -20,10 +20,13 @@
 //! real-time signal to interrupt a call that overruns (watchdog.rs).
 //!
 //! What cannot be contained: a wild write into the platform's own memory (the memory block the
-//! game is given included), and a call interrupted while it held a lock (the game calling
-//! malloc or printf at the moment it crashed, or when the watchdog fired). The platform's rule
-//! that the game allocates nothing and calls only the platform's services keeps that window
-//! small; a fault is a bug to fix, not a mode to run in.
+//! game is given included) before the fault; and a call cut short while it held a lock: glibc's
+//! (malloc, stdio, the loader's), or one of the game library's own statics (its std's stdout
+//! lock in `println!`). The next taker of that lock deadlocks. The watchdog makes this likelier
+//! than a crash does, since it interrupts at any instruction. The rule that the game allocates
+//! nothing and calls only the platform's services keeps the window small; after a `Timeout` the
+//! safest course is to reload the library (fresh statics) rather than keep calling it. A fault
+//! is a bug to fix, not a mode to run in.
 
 mod thread_stack;
 mod watchdog;
@@ -168,8 +171,13 @@ impl CallGuard {
         Ok(CallGuard { watchdog, _alt_stack: alt_stack, _handlers: handlers, next_call: 1, _this_thread: PhantomData })
     }
 
-    /// Runs `f` guarded. No heap allocation, lock or system call on this path (the clock read
-    /// is vDSO); the fault path makes one (`pthread_sigmask`, in guard.c).
+    /// Runs `f` guarded. No heap allocation, lock or system call on this path: two atomic
+    /// stores arm and disarm the watchdog, the clock read is vDSO, and sigsetjmp does not save
+    /// the signal mask (which would be an rt_sigprocmask per call). The fault path restores the
+    /// mask itself (`pthread_sigmask` in guard.c, plus `getpid` for abort()).
+    ///
+    /// After a fault the frames between this call and the fault are gone without having run
+    /// their destructors: `f`'s captures are leaked, and the game's state must be thrown away.
     ///
     /// A panic in `f` itself (platform code in the closure) is not a fault: it propagates.
     #[inline]

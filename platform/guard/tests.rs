@@ -54,6 +54,16 @@ fn write_null() {
     unsafe { libc::memset(black_box(std::ptr::null_mut()), 0, 4) };
 }
 
+/// True (and says why) under ASan: its instrumented frames are not stack-probed (a 33 KiB frame
+/// is one `sub rsp` and then written from its lowest address), so a deep recursion jumps over
+/// the guard page into whatever mapping lies below, another thread's stack, instead of faulting.
+fn cannot_overflow_safely() -> bool {
+    if cfg!(handmade_sanitizer) {
+        eprintln!("skipped: sanitizer builds do not probe the stack, so overflowing it corrupts other threads");
+    }
+    cfg!(handmade_sanitizer)
+}
+
 #[inline(never)]
 fn recurse(depth: usize) -> usize {
     let frame = black_box([depth as u8; 16 * 1024]);
@@ -71,6 +81,9 @@ fn null_write_is_sigsegv_at_address_zero() {
 
 #[test]
 fn stack_overflow_is_reported_as_such() {
+    if cannot_overflow_safely() {
+        return;
+    }
     let mut guard = guard();
     let fault = fault_then_recover(&mut guard, || {
         black_box(recurse(0));
@@ -132,6 +145,20 @@ fn endless_loop_is_interrupted_after_the_timeout() {
 }
 
 #[test]
+fn a_timeout_inside_glibc_waits_for_later_signals_then_interrupts() {
+    // Blocked in glibc's nanosleep: each signal finds the call inside glibc (where jumping out
+    // could leave a lock held), so the guard lets three pass before it interrupts.
+    let timeout = Duration::from_millis(50);
+    let mut guard = CallGuard::install(timeout).expect("install the guard");
+    let fault = fault_then_recover(&mut guard, || loop {
+        // SAFETY: `usleep` has no preconditions.
+        unsafe { libc::usleep(1_000_000) };
+    });
+    assert_eq!(fault.kind, FaultKind::Timeout);
+    assert!(fault.elapsed >= 4 * timeout, "interrupted after {:?}, before the fourth signal", fault.elapsed);
+}
+
+#[test]
 fn calls_shorter_than_the_timeout_are_left_alone() {
     let mut guard = CallGuard::install(Duration::from_millis(50)).expect("install the guard");
     // Many short calls spread over several timeouts: none may be interrupted, although the
@@ -150,7 +177,7 @@ fn a_timeout_signal_for_another_call_is_ignored() {
     let mut guard = guard();
     // SAFETY: `pthread_self` only reads the thread pointer.
     let me = unsafe { libc::pthread_self() };
-    let send = |id: usize| {
+    let send = move |id: usize| {
         let value = libc::sigval { sival_ptr: id as *mut libc::c_void };
         // SAFETY: this thread is alive; the handler for the signal is installed (`guard`).
         assert_eq!(unsafe { libc::pthread_sigqueue(me, timeout_signal(), value) }, 0);
@@ -166,14 +193,25 @@ fn a_timeout_signal_for_another_call_is_ignored() {
         black_box(7)
     });
     assert_eq!(value.ok(), Some(7));
-    // For the running call (5) itself: that is a timeout.
-    let fault = fault_then_recover(&mut guard, || {
-        send(5);
-        loop {
-            black_box(0);
-        }
+    // For the running call (5) itself, sent from another thread while the call runs its own
+    // code (not glibc's: see the next test): that is a timeout.
+    let running = std::sync::atomic::AtomicBool::new(false);
+    let fault = thread::scope(|scope| {
+        scope.spawn(|| {
+            while !running.load(std::sync::atomic::Ordering::Acquire) {
+                thread::yield_now();
+            }
+            send(5);
+        });
+        fault_then_recover(&mut guard, || {
+            running.store(true, std::sync::atomic::Ordering::Release);
+            loop {
+                black_box(0);
+            }
+        })
     });
     assert_eq!(fault.kind, FaultKind::Timeout);
+    assert!(fault.elapsed < NO_TIMEOUT, "the watchdog ended the call, not the signal sent");
 }
 
 #[test]
@@ -309,11 +347,13 @@ fn a_fault_outside_a_guarded_call_still_kills() {
 
 #[test]
 fn a_stack_overflow_outside_a_guarded_call_still_gets_rusts_message() {
+    if cannot_overflow_safely() {
+        return;
+    }
     let output = run_child("overflow-outside");
-    assert_killed_by(&output, libc::SIGABRT);
+    assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let expected = if cfg!(handmade_sanitizer) { "stack-overflow" } else { "has overflowed its stack" };
-    assert!(stderr.contains(expected), "{stderr}");
+    assert!(stderr.contains("has overflowed its stack"), "{stderr}");
 }
 
 #[test]
