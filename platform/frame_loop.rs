@@ -356,7 +356,7 @@ impl<'a> Platform<'a> {
         let kind = match outcome {
             ReloadOutcome::Unchanged => FrameKind::Normal,
             // Spawning the probe process, and saying that the library is gone, allocate.
-            ReloadOutcome::Checking | ReloadOutcome::Missing | ReloadOutcome::Retrying => FrameKind::Event,
+            ReloadOutcome::Checking | ReloadOutcome::Missing | ReloadOutcome::Waiting => FrameKind::Event,
             ReloadOutcome::Reloaded { load_time, shape } => {
                 log_reload(self.game.source(), load_time, self.dev.build.take());
                 self.reload_times.record(load_time);

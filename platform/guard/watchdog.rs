@@ -4,6 +4,11 @@
 //! call, no allocation); the watchdog polls them. When the armed call has run past the timeout
 //! it sends the frame thread `timeout_signal()` with `pthread_sigqueue`, carrying the call's id,
 //! and the handler (guard.c) jumps out of the call only if that id is still the running call's.
+//!
+//! "Run past the timeout" means the frame thread spent that much CPU time in the call, not that
+//! that much wall time passed: a process stopped (Ctrl-Z, a debugger) or starved of CPU by
+//! other processes must not look like a game stuck in a loop. A call that blocks without using
+//! CPU is interrupted once it has lasted `WALL_CAP_FACTOR` timeouts of wall time.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -18,6 +23,9 @@ use std::time::{Duration, Instant};
 pub fn timeout_signal() -> libc::c_int {
     libc::SIGRTMIN() + 1
 }
+
+/// A call blocked (not spinning) is interrupted after this many timeouts of wall time.
+const WALL_CAP_FACTOR: u64 = 20;
 
 /// State both threads see. `call` is odd while a call is armed (its id), even otherwise.
 struct Shared {
@@ -45,10 +53,16 @@ impl Watchdog {
         // watchdog's whole life: `CallGuard` is !Send and joins the watchdog when dropped, so the
         // target thread outlives every `pthread_sigqueue` to it.
         let target = unsafe { libc::pthread_self() };
+        let mut cpu_clock: libc::clockid_t = 0;
+        // SAFETY: `target` is this (live) thread and `cpu_clock` a valid out-pointer.
+        let error = unsafe { libc::pthread_getcpuclockid(target, &mut cpu_clock) };
+        if error != 0 {
+            return Err(io::Error::from_raw_os_error(error));
+        }
         let seen = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("game-watchdog".into())
-            .spawn(move || watch(&seen, target, timeout))?;
+            .spawn(move || watch(&seen, target, cpu_clock, timeout))?;
         Ok(Watchdog { shared, thread: Some(thread) })
     }
 
@@ -79,31 +93,53 @@ impl Drop for Watchdog {
 }
 
 /// Polls in steps of a tenth of the timeout (1 to 10 ms) while nothing is armed, and sleeps to
-/// the deadline once a call is. Fires when the deadline has passed, and again each further
-/// timeout the same call is still armed: a signal that landed in the few instructions between
-/// arming and guard.c marking the call active was ignored, and the call must still end.
-fn watch(shared: &Shared, target: libc::pthread_t, timeout: Duration) {
+/// the deadline once a call is. Fires when the frame thread has spent the timeout's worth of
+/// CPU time in the call (or the wall-time cap passed), and again each further timeout the same
+/// call is still armed: a signal that landed in the few instructions between arming and guard.c
+/// marking the call active was ignored, and the call must still end.
+fn watch(shared: &Shared, target: libc::pthread_t, cpu_clock: libc::clockid_t, timeout: Duration) {
     let step = (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(10));
     let timeout_ns = timeout.as_nanos() as u64;
     let mut fired = (0usize, 0u64);
+    // The call being watched and the frame thread's CPU time when the watchdog first saw it
+    // (at most one `step` after it started, so the CPU it counts is short by at most a step).
+    let mut watching = (0usize, 0u64);
     while !shared.stop.load(Ordering::Acquire) {
         let call = shared.call.load(Ordering::Acquire);
         if call % 2 == 0 {
             thread::park_timeout(step);
             continue;
         }
-        let mut deadline = shared.started_ns.load(Ordering::Relaxed).saturating_add(timeout_ns);
-        if fired.0 == call {
-            deadline = fired.1.saturating_add(timeout_ns);
+        if watching.0 != call {
+            watching = (call, cpu_ns(cpu_clock));
         }
+        let started = shared.started_ns.load(Ordering::Relaxed);
         let now = shared.base.elapsed().as_nanos() as u64;
-        if now < deadline {
-            thread::park_timeout(Duration::from_nanos(deadline - now));
+        let over = if fired.0 == call {
+            now.saturating_sub(fired.1) >= timeout_ns
+        } else {
+            let cpu = cpu_ns(cpu_clock).saturating_sub(watching.1) + step.as_nanos() as u64;
+            let wall = now.saturating_sub(started);
+            (wall >= timeout_ns && cpu >= timeout_ns) || wall >= timeout_ns.saturating_mul(WALL_CAP_FACTOR)
+        };
+        if !over {
+            thread::park_timeout(step.max(Duration::from_millis(1)));
             continue;
         }
         interrupt(target, call);
         fired = (call, now);
     }
+}
+
+/// The frame thread's CPU time in nanoseconds (a system call, on the watchdog's thread only).
+fn cpu_ns(clock: libc::clockid_t) -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock` came from `pthread_getcpuclockid` for a thread that outlives the watchdog,
+    // and `now` is a valid out-pointer.
+    if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
+        return u64::MAX; // cannot tell: let wall time decide
+    }
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 fn interrupt(target: libc::pthread_t, call: usize) {

@@ -85,8 +85,9 @@ pub enum ReloadOutcome {
     Reloaded { load_time: Duration, shape: Option<ShapeChange> },
     /// A new failure (said once, this frame).
     Failed,
-    /// Another try of a transient failure that was already said failed again.
-    Retrying,
+    /// An attempt that loaded nothing and is no new failure: the file is still incomplete, or
+    /// a transient failure already said failed again. (Its checks allocate: not a quiet frame.)
+    Waiting,
 }
 
 /// The new library's persistent state has another shape than the old one's: its bytes must
@@ -400,12 +401,12 @@ impl GameCode {
                 log::info!("{error}; waiting for it to change");
             }
             self.pending = Pending::Parked(stamp);
-            return ReloadOutcome::Unchanged;
+            return ReloadOutcome::Waiting;
         }
         if error.is_transient() {
             self.pending = Pending::Retry { stamp, polls_left: backoff, backoff };
             if said {
-                return ReloadOutcome::Retrying;
+                return ReloadOutcome::Waiting;
             }
             log::warn!("reload failed, keeping the loaded game: {error}; retrying");
         } else {
@@ -570,9 +571,9 @@ mod tests {
         let own = fs::read("/proc/self/exe").unwrap();
         fs::write(&path, &own[..own.len() / 2]).unwrap();
         let mut code = watching(&path);
-        for _ in 0..100 {
-            assert_eq!(code.reload_if_changed(&mut || {}), ReloadOutcome::Unchanged);
-        }
+        let outcomes: Vec<ReloadOutcome> = (0..100).map(|_| code.reload_if_changed(&mut || {})).collect();
+        let checked = outcomes.iter().filter(|o| **o == ReloadOutcome::Waiting).count();
+        assert_eq!(checked, 1, "checked once, after the one-poll settle: {outcomes:?}");
         assert_eq!(code.copies.made, 0, "the file is checked where it is, not copied each frame");
         assert!(matches!(code.pending, Pending::Parked(_)), "waits for the file to change");
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 0);
@@ -588,7 +589,7 @@ mod tests {
         let transient = || GameCodeError::Probe { path: path.clone(), message: "EAGAIN".into() };
         assert_eq!(code.fail(stamp, transient()), ReloadOutcome::Failed);
         assert!(matches!(code.pending, Pending::Retry { polls_left: 1, backoff: 1, .. }));
-        assert_eq!(code.fail(stamp, transient()), ReloadOutcome::Retrying, "said and counted once");
+        assert_eq!(code.fail(stamp, transient()), ReloadOutcome::Waiting, "said and counted once");
         assert!(matches!(code.pending, Pending::Retry { polls_left: 2, backoff: 2, .. }));
         let bad = GameCodeError::NotALibrary { path: path.clone(), why: "no" };
         code.fail(stamp, bad);
