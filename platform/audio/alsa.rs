@@ -450,14 +450,15 @@ mod tests {
     fn a_device_without_delay_is_paced_by_the_frame_clock() {
         let mut alsa = AlsaAudio::open(&desc("null")).expect("the null device opens");
         let mut wanted = Vec::new();
-        for _ in 0..30 {
+        let noticed_at = NoDelayDetector::FRAMES as usize - 1;
+        for _ in 0..noticed_at + 20 {
             let n = alsa.frames_wanted();
             wanted.push(n);
             assert_eq!(alsa.write(&vec![0.0; n], &vec![0.0; n]).unwrap(), n);
         }
         assert!(alsa.clock.is_some(), "noticed: {wanted:?}");
-        assert!(wanted[..7].iter().all(|&n| n == 480 + 800), "{wanted:?}");
-        assert!(wanted[7..].iter().all(|&n| n == 800), "{wanted:?}");
+        assert!(wanted[..noticed_at].iter().all(|&n| n == 480 + 800), "{wanted:?}");
+        assert!(wanted[noticed_at..].iter().all(|&n| n == 800), "{wanted:?}");
         assert_eq!(alsa.status().underruns, 0, "an empty queue there is not an underrun");
     }
 }
