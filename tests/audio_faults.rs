@@ -164,7 +164,11 @@ fn sdl_start_up_is_bounded_when_the_server_does_not_answer() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     let statuses: Vec<&str> = stdout.lines().filter(|l| l.starts_with("status=")).collect();
     assert_eq!(statuses, ["status=1", "status=0"], "sdl fails, auto falls back:\n{stdout}\n{stderr}");
-    assert_eq!(lines_with(&output, "sdl audio unavailable: the SDL audio device did not answer within 3 s"), 2, "{stderr}");
+    assert_eq!(
+        lines_with(&output, "sdl audio unavailable: the SDL audio device did not answer within 3 s"),
+        2,
+        "{stderr}"
+    );
     assert_eq!(lines_with(&output, "audio: auto fell back to offline output"), 1, "{stderr}");
     let (sdl_ms, auto_ms) = (took_ms(&output, 0), took_ms(&output, 1));
     assert!(sdl_ms < 10_000, "--audio sdl took {sdl_ms} ms to give up");

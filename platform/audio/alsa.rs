@@ -422,7 +422,6 @@ mod tests {
         AudioDesc { sample_rate: 48_000, fps: 60, latency_ms: 10.0, alsa_device: device.into(), wav_out: None }
     }
 
-
     #[test]
     fn a_missing_device_is_one_clear_line() {
         let Err(e) = AlsaAudio::open(&desc("handmade_no_such_device")) else {
@@ -440,7 +439,11 @@ mod tests {
         assert_eq!((alsa.sample_rate(), alsa.pacing.target_frames, alsa.pacing.tick_frames), (48_000, 480, 800));
         let n = alsa.frames_wanted();
         assert!(n > 0);
-        assert_eq!(alsa.write(&vec![0.25; n], &vec![-0.25; n]).unwrap(), n, "every frame taken, none lost to the byte path");
+        assert_eq!(
+            alsa.write(&vec![0.25; n], &vec![-0.25; n]).unwrap(),
+            n,
+            "every frame taken, none lost to the byte path"
+        );
     }
 
     /// Issue 16.13b: `null` reports a delay of 0 whatever is written. Written to as if it were

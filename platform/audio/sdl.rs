@@ -150,8 +150,8 @@ impl AudioOutput for SdlAudio {
             return self.pacing.tick_frames as usize;
         };
         let queued = queue.size() / 4; // 2 channels x 2 bytes
-        // The queue is primed at open, so an empty one means SDL's thread found nothing and
-        // played silence.
+                                       // The queue is primed at open, so an empty one means SDL's thread found nothing and
+                                       // played silence.
         self.underruns += u64::from(queued == 0);
         self.measured.record(i64::from(queued + self.device_frames));
         // SDL's thread takes a whole device buffer per callback and pads with silence what the
