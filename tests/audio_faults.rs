@@ -85,10 +85,11 @@ fn alsa_null_device_is_paced_by_the_frame_clock() {
     assert_eq!(lines_with(&output, "reports no delay"), 1, "said once:\n{stderr}");
     assert_eq!(stat_u64(&output.stdout, "underruns"), 0, "{stderr}");
     let markers = sync_markers(&dump);
-    let steady = &markers[10..];
+    // Noticed within half a second (30 frames); exactly one frame's sound per frame after.
+    let steady = &markers[30..];
     assert!(steady.iter().all(|&(written, _)| written == 800), "one frame's sound per frame: {steady:?}");
     let total = stat_u64(&output.stdout, "sound_frames");
-    assert!(total <= 120 * 800 + 10 * 1600, "the sound clock ran ahead: {total} frames in 120 frames");
+    assert!(total <= 120 * 800 + 30 * 1600, "the sound clock ran ahead: {total} frames in 120 frames");
 }
 
 /// Issue 15.3: `--audio wav` with nowhere to write says, in one line, that the sound is
@@ -105,4 +106,126 @@ fn wav_without_a_path_says_the_sound_is_discarded() {
     assert!(output.status.success(), "{stderr}");
     assert_eq!(lines_with(&output, "without --wav-out PATH: the sound is discarded"), 1, "{stderr}");
     assert_eq!(stat_u64(&output.stdout, "frames"), 3);
+}
+
+/// The pulse-backed tests run one at a time: two sound servers on a small machine would
+/// measure the machine's load, not the backends.
+static PULSE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `script` (bash) inside `.ci/pulse-null-sink.sh`; `None` (skip) without pulseaudio,
+/// except under `CI=true`, where a skip would hide a broken machine.
+fn in_pulse_null_sink(script: &str) -> Option<Output> {
+    let found = Command::new("pulseaudio").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "pulseaudio is not installed and CI=true");
+        eprintln!("SKIPPED: pulseaudio is not installed (.ci/setup.sh installs it)");
+        return None;
+    }
+    let _serial = PULSE.lock().unwrap_or_else(|e| e.into_inner());
+    let output = Command::new(common::workspace().join(".ci/pulse-null-sink.sh"))
+        .args(["run", "--", "bash", "-c", script])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run .ci/pulse-null-sink.sh");
+    Some(output)
+}
+
+/// Shell lines that stop (SIGSTOP) the private server: it keeps its socket, so clients connect
+/// and then wait for an answer that never comes.
+const STOP_SERVER: &str = "server=$(pgrep -f \"socket=$PULSE_TMP/run/pulse/native\"); kill -STOP $server;";
+const CONT_SERVER: &str = "kill -CONT $server;";
+
+/// The platform's own run time, printed by the script as `took_ms=N`.
+fn took_ms(output: &Output, nth: usize) -> u64 {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().filter_map(|l| l.strip_prefix("took_ms=")).nth(nth).expect("a took_ms line");
+    line.trim().parse().unwrap()
+}
+
+/// Issue 16.2, start-up: with the sound server not answering, `--audio sdl` waited 30 s for
+/// SDL's PulseAudio driver and `auto` 33 s. Now each device gets a bounded wait: sdl fails
+/// with one line, auto falls back to offline output with one line.
+#[test]
+fn sdl_start_up_is_bounded_when_the_server_does_not_answer() {
+    let run = |backend: &str| {
+        format!(
+            "s=$(date +%s%N); '{}' --headless --audio {backend} --frames 30 --stats --no-rebuild --game-lib '{}'; \
+             echo \"status=$?\"; echo \"took_ms=$((($(date +%s%N) - s) / 1000000))\";",
+            platform_binary().display(),
+            build_game_variant("").display()
+        )
+    };
+    let script = format!("{STOP_SERVER} {} {} {CONT_SERVER}", run("sdl"), run("auto"));
+    let Some(output) = in_pulse_null_sink(&script) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let statuses: Vec<&str> = stdout.lines().filter(|l| l.starts_with("status=")).collect();
+    assert_eq!(statuses, ["status=1", "status=0"], "sdl fails, auto falls back:\n{stdout}\n{stderr}");
+    assert_eq!(
+        lines_with(&output, "sdl audio unavailable: the SDL audio device did not answer within 3 s"),
+        2,
+        "{stderr}"
+    );
+    assert_eq!(lines_with(&output, "audio: auto fell back to offline output"), 1, "{stderr}");
+    let (sdl_ms, auto_ms) = (took_ms(&output, 0), took_ms(&output, 1));
+    assert!(sdl_ms < 10_000, "--audio sdl took {sdl_ms} ms to give up");
+    assert!(auto_ms < 15_000, "--audio auto took {auto_ms} ms to start");
+}
+
+/// Issue 16.2, reopen: the server dies 1.5 s into a 6 s run and its socket is replaced by one
+/// that accepts connections and never answers (held by this test). Every reopen attempt hangs
+/// on it; that must hold a helper thread, not the frame: the remaining frames take their ~4.5 s.
+#[test]
+fn sdl_reopens_off_the_frame_thread() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mute = dir.path().join("mute-server");
+    let _listener = std::os::unix::net::UnixListener::bind(&mute).expect("bind the mute socket");
+    let script = format!(
+        "'{}' --headless --audio sdl --frames 360 --stats --no-rebuild --game-lib '{}' & p=$!; \
+         sleep 1.5; \"$PULSE_NULL_SINK_KILL\"; ln -sf '{}' \"$PULSE_TMP/run/pulse/native\"; \
+         s=$(date +%s%N); wait $p; status=$?; echo \"took_ms=$((($(date +%s%N) - s) / 1000000))\"; exit $status",
+        platform_binary().display(),
+        build_game_variant("").display(),
+        mute.display()
+    );
+    let Some(output) = in_pulse_null_sink(&script) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stat_u64(&output.stdout, "frames"), 360, "{stdout}");
+    assert_eq!(lines_with(&output, "sdl: the audio device stopped"), 1, "the loss is said once:\n{stderr}");
+    assert_eq!(lines_with(&output, "sdl: reopening the audio device has taken over 3 s"), 1, "{stderr}");
+    assert_eq!(lines_with(&output, "audio device reopened"), 0, "nothing answers, nothing reopens:\n{stderr}");
+    let rest_ms = took_ms(&output, 0);
+    assert!(rest_ms < 9_000, "the last ~4.5 s of frames took {rest_ms} ms: the frame loop was held up\n{stderr}");
+}
+
+/// Issue 16.2, close: the server stops answering (SIGSTOP) mid-run. SDL's close joins its
+/// audio thread, which waits on the server without a timeout; the platform waits a bounded
+/// time for it, says so in one line, and exits.
+#[test]
+fn sdl_close_is_bounded_when_the_server_stops_answering() {
+    let script = format!(
+        "server=$(pgrep -f \"socket=$PULSE_TMP/run/pulse/native\"); s=$(date +%s%N); \
+         '{}' --headless --audio sdl --frames 120 --stats --no-rebuild --game-lib '{}' & p=$!; \
+         sleep 1; kill -STOP $server; wait $p; status=$?; \
+         echo \"took_ms=$((($(date +%s%N) - s) / 1000000))\"; {CONT_SERVER} exit $status",
+        platform_binary().display(),
+        build_game_variant("").display()
+    );
+    let Some(output) = in_pulse_null_sink(&script) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stat_u64(&output.stdout, "frames"), 120, "{stdout}");
+    assert_eq!(lines_with(&output, "closing the SDL audio device did not answer within 1 s"), 1, "{stderr}");
+    let ms = took_ms(&output, 0);
+    assert!(ms < 10_000, "2 s of frames, a bounded drain and close took {ms} ms");
 }

@@ -422,7 +422,6 @@ mod tests {
         AudioDesc { sample_rate: 48_000, fps: 60, latency_ms: 10.0, alsa_device: device.into(), wav_out: None }
     }
 
-
     #[test]
     fn a_missing_device_is_one_clear_line() {
         let Err(e) = AlsaAudio::open(&desc("handmade_no_such_device")) else {
@@ -440,7 +439,11 @@ mod tests {
         assert_eq!((alsa.sample_rate(), alsa.pacing.target_frames, alsa.pacing.tick_frames), (48_000, 480, 800));
         let n = alsa.frames_wanted();
         assert!(n > 0);
-        assert_eq!(alsa.write(&vec![0.25; n], &vec![-0.25; n]).unwrap(), n, "every frame taken, none lost to the byte path");
+        assert_eq!(
+            alsa.write(&vec![0.25; n], &vec![-0.25; n]).unwrap(),
+            n,
+            "every frame taken, none lost to the byte path"
+        );
     }
 
     /// Issue 16.13b: `null` reports a delay of 0 whatever is written. Written to as if it were
@@ -450,14 +453,15 @@ mod tests {
     fn a_device_without_delay_is_paced_by_the_frame_clock() {
         let mut alsa = AlsaAudio::open(&desc("null")).expect("the null device opens");
         let mut wanted = Vec::new();
-        for _ in 0..30 {
+        let noticed_at = NoDelayDetector::FRAMES as usize - 1;
+        for _ in 0..noticed_at + 20 {
             let n = alsa.frames_wanted();
             wanted.push(n);
             assert_eq!(alsa.write(&vec![0.0; n], &vec![0.0; n]).unwrap(), n);
         }
         assert!(alsa.clock.is_some(), "noticed: {wanted:?}");
-        assert!(wanted[..7].iter().all(|&n| n == 480 + 800), "{wanted:?}");
-        assert!(wanted[7..].iter().all(|&n| n == 800), "{wanted:?}");
+        assert!(wanted[..noticed_at].iter().all(|&n| n == 480 + 800), "{wanted:?}");
+        assert!(wanted[noticed_at..].iter().all(|&n| n == 800), "{wanted:?}");
         assert_eq!(alsa.status().underruns, 0, "an empty queue there is not an underrun");
     }
 }

@@ -88,7 +88,8 @@ mod tests {
         let mut bytes = [0u8; 32];
         interleave_f32(&left, &right, &mut floats);
         interleave_f32_bytes(&left, &right, &mut bytes);
-        let from_bytes: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let from_bytes: Vec<f32> =
+            bytes.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect();
         assert_eq!(from_bytes, floats);
     }
 

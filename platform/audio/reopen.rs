@@ -39,9 +39,7 @@ where
 pub fn wait_for_open<T>(pending: Pending<T>, timeout: Duration, what: &str) -> Result<T, String> {
     match pending.recv_timeout(timeout) {
         Ok(result) => result,
-        Err(RecvTimeoutError::Timeout) => {
-            Err(format!("{what} did not answer within {} s", timeout.as_secs_f32()))
-        }
+        Err(RecvTimeoutError::Timeout) => Err(format!("{what} did not answer within {} s", timeout.as_secs_f32())),
         Err(RecvTimeoutError::Disconnected) => Err(format!("{what}: the open thread ended without an answer")),
     }
 }
@@ -154,9 +152,7 @@ mod tests {
     /// Polls until the attempt in flight has answered.
     fn settle<T>(r: &mut Reopen<T>, now: Instant) -> Option<T> {
         for _ in 0..1000 {
-            if r.pending.is_none() {
-                return None;
-            }
+            r.pending.as_ref()?; // nothing in flight: the attempt already answered
             if let Some(t) = r.poll(now, || unreachable!("an attempt is in flight")) {
                 return Some(t);
             }

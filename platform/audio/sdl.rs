@@ -3,16 +3,22 @@
 //! drains the queue into the device; a device that disconnects (its sound server died) is
 //! noticed from the device status and reopened with backoff while the game keeps running.
 //!
+//! Opening talks to the sound server, and SDL's PulseAudio driver waits 30 s for one that
+//! accepts the connection but never answers. So every open (the audio subsystem's start and
+//! the device) runs on a helper thread (`reopen.rs`): start-up waits at most `OPEN_TIMEOUT`
+//! for it, and a reopen is polled once a frame, as the ALSA backend does. Closing, which joins
+//! SDL's audio thread (stuck too when the server stopped answering), is bounded the same way.
+//!
 //! The SDL context comes from `crate::sdl_context` only: the window shares it.
 
 use std::time::{Duration, Instant};
 
 use handmade_api::MAX_SOUND_FRAMES;
 use sdl2::audio::{AudioQueue, AudioSpecDesired, AudioStatus as SdlStatus};
-use sdl2::AudioSubsystem;
+use sdl2::{AudioSubsystem, Sdl};
 
 use super::pacing::{Pacing, QueueStats};
-use super::reopen::Backoff;
+use super::reopen::{spawn_open, wait_for_open, Pending, Reopen, OPEN_TIMEOUT};
 use super::{interleave_i16, AudioDesc, AudioError, AudioOutput, AudioStatus};
 
 pub struct SdlAudio {
@@ -25,19 +31,46 @@ pub struct SdlAudio {
     interleaved: Vec<i16>,
     underruns: u64,
     measured: QueueStats,
-    lost_at: Option<Instant>,
-    backoff: Backoff,
+    /// `Some` while the device is lost and being reopened.
+    reopen: Option<Reopen<Handoff<Opened>>>,
+}
+
+/// An opened device and the subsystem handle it was opened from.
+type Opened = (AudioSubsystem, AudioQueue<i16>);
+
+/// Moves SDL handles to the helper thread that opens a device, and the opened device back.
+/// Built and taken apart in this file only, for `Sdl`, `AudioSubsystem` and `Opened`.
+struct Handoff<T>(T);
+
+// SAFETY: sdl2 marks its handles `!Send` (a `PhantomData<*mut ()>`) to keep SDL on one thread.
+// What they hold is safe to move: their reference counts are atomics (`SDL_COUNT` and one
+// `AtomicU32` per subsystem), and the last drop (`SDL_Quit`/`SDL_QuitSubSystem`) cannot happen
+// on the helper while the frame thread keeps its own `Sdl` and `AudioSubsystem`. SDL2's audio
+// calls made there (`SDL_InitSubSystem(SDL_INIT_AUDIO)`, `SDL_OpenAudioDevice`,
+// `SDL_CloseAudioDevice`) may run off the main thread: the drivers run their own threads, and
+// the frame thread touches no audio device meanwhile (at start-up it waits; during a reopen it
+// has none; a device being closed is no longer its). Each handle is used by one thread at a
+// time: moved in, used, and moved back or dropped there.
+unsafe impl<T> Send for Handoff<T> {}
+
+impl<T> Handoff<T> {
+    /// Takes the whole wrapper apart (a closure naming `.0` would capture only the field, and
+    /// the field is not `Send`).
+    fn into_inner(self) -> T {
+        self.0
+    }
 }
 
 impl SdlAudio {
     pub fn open(desc: &AudioDesc) -> Result<Self, AudioError> {
         let sdl = crate::sdl_context::sdl().map_err(unavailable)?;
-        let subsystem = sdl.audio().map_err(unavailable)?;
         let rate = desc.sample_rate;
         // SDL converts to whatever the device takes, so the rate asked for is the rate.
         let pacing = Pacing::new(rate, desc.fps, desc.latency_ms);
         let device_frames = device_buffer_frames(pacing.target_frames);
-        let queue = open_queue(&subsystem, rate, device_frames).map_err(unavailable)?;
+        let pending = open_in_background(Source::Context(Handoff(sdl)), rate, device_frames);
+        let (subsystem, queue) =
+            wait_for_open(pending, OPEN_TIMEOUT, "the SDL audio device").map_err(unavailable)?.into_inner();
         let device_frames = u32::from(queue.spec().samples);
         prime(&queue, prime_frames(pacing, device_frames));
         log::debug!(
@@ -54,8 +87,7 @@ impl SdlAudio {
             interleaved: vec![0; 2 * MAX_SOUND_FRAMES],
             underruns: 0,
             measured: QueueStats::default(),
-            lost_at: None,
-            backoff: Backoff::new(Instant::now()),
+            reopen: None,
         })
     }
 
@@ -69,28 +101,33 @@ impl SdlAudio {
                 sdl2::get_error()
             );
             self.queue = None;
-            self.lost_at = Some(Instant::now());
-            self.backoff = Backoff::new(Instant::now());
+            self.reopen = Some(Reopen::new("sdl: reopening the audio device".into(), Instant::now()));
         }
     }
 
-    /// While the device is gone: reopen when due. With the server down this fails at once
-    /// (connection refused); the wait between attempts doubles up to `MAX_RETRY`.
-    fn try_reopen(&mut self) {
-        let now = Instant::now();
-        if !self.backoff.due(now) {
+    /// While the device is gone: collect a finished reopen, or start the next one when due
+    /// (on a helper thread: a server that accepts but never answers holds that thread, not
+    /// the frame). With the server down an attempt fails at once (connection refused).
+    fn poll_reopen(&mut self) {
+        let Some(reopen) = self.reopen.as_mut() else {
             return;
-        }
-        match open_queue(&self.subsystem, self.sample_rate, self.device_frames) {
-            Ok(queue) => {
-                prime(&queue, prime_frames(self.pacing, self.device_frames));
-                let lost_for = self.lost_at.map(|t| now - t).unwrap_or_default();
-                log::info!("sdl: audio device reopened after {:.1} s", lost_for.as_secs_f64());
-                self.queue = Some(queue);
-                self.lost_at = None;
-            }
-            Err(_) => self.backoff.failed(now),
-        }
+        };
+        let now = Instant::now();
+        let (rate, device_frames) = (self.sample_rate, self.device_frames);
+        let subsystem = &self.subsystem;
+        let spawn = || open_in_background(Source::Subsystem(Handoff(subsystem.clone())), rate, device_frames);
+        let Some(opened) = reopen.poll(now, spawn) else {
+            return;
+        };
+        let (_subsystem, queue) = opened.into_inner();
+        prime(&queue, prime_frames(self.pacing, self.device_frames));
+        log::info!(
+            "sdl: audio device reopened after {:.1} s ({} attempts)",
+            reopen.lost_for(now).as_secs_f64(),
+            reopen.attempts()
+        );
+        self.queue = Some(queue);
+        self.reopen = None;
     }
 }
 
@@ -113,8 +150,8 @@ impl AudioOutput for SdlAudio {
             return self.pacing.tick_frames as usize;
         };
         let queued = queue.size() / 4; // 2 channels x 2 bytes
-        // The queue is primed at open, so an empty one means SDL's thread found nothing and
-        // played silence.
+                                       // The queue is primed at open, so an empty one means SDL's thread found nothing and
+                                       // played silence.
         self.underruns += u64::from(queued == 0);
         self.measured.record(i64::from(queued + self.device_frames));
         // SDL's thread takes a whole device buffer per callback and pads with silence what the
@@ -126,7 +163,7 @@ impl AudioOutput for SdlAudio {
 
     fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError> {
         let Some(queue) = self.queue.as_ref() else {
-            self.try_reopen();
+            self.poll_reopen();
             return Ok(0);
         };
         let n = left.len().min(MAX_SOUND_FRAMES);
@@ -148,12 +185,18 @@ impl AudioOutput for SdlAudio {
         }
     }
 
-    /// Lets what is queued play out (bounded), then closes the device.
+    /// Lets what is queued play out (bounded), then closes the device (bounded too).
     fn finish(&mut self) -> Result<(), AudioError> {
         if let Some(queue) = self.queue.take() {
             let frames = u64::from(queue.size() / 4 + self.device_frames);
             let ms = (frames * 1000 / u64::from(self.sample_rate.max(1))).min(500);
             std::thread::sleep(Duration::from_millis(ms));
+            if !close_within(queue, CLOSE_TIMEOUT) {
+                // The last audio-subsystem or SDL reference to go would quit SDL's audio,
+                // which closes (and joins) that same stuck device: keep one of each forever.
+                std::mem::forget(self.subsystem.clone());
+                std::mem::forget(self.subsystem.sdl());
+            }
         }
         Ok(())
     }
@@ -181,6 +224,45 @@ fn prime(queue: &AudioQueue<i16>, frames: u32) {
 /// 256 to 4096 frames.
 fn device_buffer_frames(target_frames: u32) -> u32 {
     (target_frames / 4).next_power_of_two().clamp(256, 4096)
+}
+
+/// How long closing may take before the platform stops waiting for it.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Closes the device on a helper thread: SDL joins its audio thread on close, and with a
+/// sound server that stopped answering that thread waits on the server without a timeout.
+/// Returns false when it did not finish in time.
+fn close_within(queue: AudioQueue<i16>, timeout: Duration) -> bool {
+    let queue = Handoff(queue);
+    let closed = spawn_open("sdl-close", move || {
+        drop(queue.into_inner());
+        Ok(())
+    });
+    match wait_for_open(closed, timeout, "closing the SDL audio device") {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("sdl: {e} (the sound server does not answer); not waiting for it");
+            false
+        }
+    }
+}
+
+/// Where a helper thread gets its audio subsystem: started from the context (start-up: that
+/// start is what may hang), or the running one (a reopen).
+enum Source {
+    Context(Handoff<Sdl>),
+    Subsystem(Handoff<AudioSubsystem>),
+}
+
+fn open_in_background(source: Source, rate: u32, device_frames: u32) -> Pending<Handoff<Opened>> {
+    spawn_open("sdl-open", move || {
+        let subsystem = match source {
+            Source::Context(sdl) => sdl.into_inner().audio()?,
+            Source::Subsystem(subsystem) => subsystem.into_inner(),
+        };
+        let queue = open_queue(&subsystem, rate, device_frames)?;
+        Ok(Handoff((subsystem, queue)))
+    })
 }
 
 fn open_queue(subsystem: &AudioSubsystem, rate: u32, device_frames: u32) -> Result<AudioQueue<i16>, String> {
