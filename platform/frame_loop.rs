@@ -711,8 +711,13 @@ fn open_live_loop(config: &Config, permanent_base: u64, permanent_len: usize) ->
             Err(e) => log::error!("{e}; playing live instead"),
         }
     }
+    // A recording that was refused is still never recorded over.
+    let same_as_played = |f: &std::path::PathBuf| {
+        config.play_loop.as_ref().is_some_and(|p| p.canonicalize().ok() == f.canonicalize().ok())
+    };
+    let loop_file = config.loop_file.clone().filter(|f| !same_as_played(f));
     let max_frames = u64::from(config.fps) * 120;
-    LiveLoop::new(config.loop_file.clone(), max_frames)
+    LiveLoop::new(loop_file, max_frames)
         .map_err(|e| PlatformError::Other(format!("cannot create the loop recording directory: {e}")))
 }
 

@@ -35,6 +35,9 @@ pub struct WavAudio {
     data_bytes: u64,
     /// `MAX_DATA_BYTES`; smaller in tests.
     max_data_bytes: u64,
+    /// A write failed (a full disk): said once, then nothing more is written until exit,
+    /// when `finish` tries once more to leave a valid header.
+    failed: bool,
 }
 
 impl WavAudio {
@@ -61,6 +64,7 @@ impl WavAudio {
             frames_since_flush: 0,
             data_bytes: 0,
             max_data_bytes: MAX_DATA_BYTES,
+            failed: false,
         })
     }
 
@@ -120,7 +124,7 @@ impl AudioOutput for WavAudio {
     fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError> {
         let n = left.len();
         interleave_i16(left, right, &mut self.interleaved[..2 * n]);
-        if self.writer.is_none() || self.frames_that_fit(n)? < n {
+        if self.writer.is_none() || self.failed || self.frames_that_fit(n)? < n {
             return Ok(n);
         }
         let Some(writer) = self.writer.as_mut() else {
@@ -134,7 +138,10 @@ impl AudioOutput for WavAudio {
             result = writer.flush();
             self.frames_since_flush = 0;
         }
-        result.map_err(|e| self.io_error(e))?;
+        if let Err(e) = result {
+            self.failed = true;
+            return Err(self.io_error(e));
+        }
         Ok(n)
     }
 
