@@ -20,6 +20,12 @@ use common::*;
 const FRAME: usize = 800;
 /// Generous: a loaded 2-core machine builds and starts slowly.
 const LOG_TIMEOUT: Duration = Duration::from_secs(120);
+/// `--game-timeout-ms` for the runs not about the timeout: the watchdog measures wall time, so
+/// on a CPU-starved machine a healthy call (the debug game's first, page-faulting one) can run
+/// past the default 250 ms and be interrupted (a product bug this file found, see the report).
+const PATIENT: &str = "10000";
+/// The timeout the endless-loop test uses: well above what starvation makes of a healthy call.
+const LOOP_TIMEOUT_MS: u64 = 2000;
 /// The fades the platform applies around a dip (5 ms), skipped before checking the tone.
 const FADE: usize = 240;
 
@@ -58,13 +64,14 @@ impl Swapped {
 /// `fault_line` in the log, swaps the good library back, waits for it to load, lets it play a
 /// while and stops the platform with SIGTERM (its normal, successful exit).
 fn swap_in_and_back(variant: &str, fault_line: &str) -> Swapped {
+    let timeout = if variant == "endless-loop" { LOOP_TIMEOUT_MS.to_string() } else { PATIENT.to_string() };
     let good = build_game_variant("");
     let faulty = build_game_variant(variant);
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("libgame.so");
     install(&good, &live);
     let wav = dir.path().join("out.wav");
-    let mut child = spawn_paced(&live, &wav, 0, &[]);
+    let mut child = spawn_paced(&live, &wav, 0, &["--game-timeout-ms", &timeout]);
     let mut log = LogWatcher::new(child.stderr.take().unwrap());
     log.wait_for("loaded game library", LOG_TIMEOUT);
     sleep(Duration::from_millis(1200)); // past the 60 warm-up frames
@@ -181,7 +188,10 @@ fn assert_rolled_back(run: &Swapped, function: &str, what: &str) -> (Vec<f64>, V
     assert_eq!(stat_u64(stdout, "rollbacks"), 1, "{log}");
     assert_eq!(stat_u64(stdout, "reloads"), 2, "the faulty library, then the good one: {log}");
     assert_eq!(stat_u64(stdout, "reload_failures"), 0, "{log}");
-    assert_eq!(stat_u64(stdout, "game_libs_mapped"), 1, "the faulty copy was unmapped: {log}");
+    // The faulty copy is unmapped; the good one may still keep its predecessor for rollback
+    // (for 60 frames after its swap): 1 or 2, never 3.
+    let mapped = stat_u64(stdout, "game_libs_mapped");
+    assert!((1..=2).contains(&mapped), "game_libs_mapped={mapped}: {log}");
     checked_sound(run)
 }
 
@@ -190,7 +200,7 @@ fn assert_rolled_back(run: &Swapped, function: &str, what: &str) -> (Vec<f64>, V
 /// the sine goes on without a break at all.
 fn assert_update_fault_leaves_the_sine_whole(run: &Swapped, what: &str) {
     let (left, groups) = assert_rolled_back(run, "game_update_and_render", what);
-    assert!(groups.is_empty(), "the sound broke at {groups:?}");
+    assert!(groups.is_empty(), "the sound broke at {groups:?}\n{}", run.all_log());
     assert_plain_sine_tail(&left, &groups);
     assert!(max_error_steps(&left, |_| DEFAULT_AMPLITUDE) <= 1.0, "one continuous sine from sample 0");
 }
@@ -216,7 +226,7 @@ fn an_endless_loop_in_update_is_interrupted_and_rolled_back() {
     assert_update_fault_leaves_the_sine_whole(&run, "(--game-timeout-ms): interrupted");
     let line = &run.lines("(--game-timeout-ms)")[0];
     let ms: u64 = line.split("ran for ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
-    assert!(ms >= 250, "interrupted only after the 250 ms default: {line}");
+    assert!(ms >= LOOP_TIMEOUT_MS, "interrupted only after --game-timeout-ms {LOOP_TIMEOUT_MS}: {line}");
 }
 
 #[test]
@@ -232,7 +242,7 @@ fn a_null_write_in_sound_dips_and_the_sine_returns() {
     let run = swap_in_and_back("fault-sound", "rolled back");
     let (left, groups) =
         assert_rolled_back(&run, "game_output_sound", "SIGSEGV (invalid memory access) at address 0x0");
-    assert_eq!(groups.len(), 1, "one dip: {groups:?}");
+    assert_eq!(groups.len(), 1, "one dip: {groups:?}\n{}", run.all_log());
     let (from, to) = groups[0];
     assert!(to - from <= 3 * FRAME, "a dip of about a frame, not a gap: {from}..{to}");
     let dip = &left[from..=to];
@@ -266,7 +276,7 @@ fn a_state_that_changed_shape_is_migrated() {
     // Each reload of another shape dips over 5 ms (the platform cannot tell a migrated state
     // from a fresh one before the game runs on it). The migrated state kept the tone's phase:
     // around the first dip the sine is the one that started at sample 0.
-    assert_eq!(groups.len(), 2, "a dip at each shape change: {groups:?}");
+    assert_eq!(groups.len(), 2, "a dip at each shape change: {groups:?}\n{log}");
     let before_back = &left[..groups[1].0];
     let outside_dip = |n: usize| !(groups[0].0..=groups[0].1 + FADE).contains(&n);
     let off = before_back
@@ -306,7 +316,7 @@ fn a_state_that_changed_shape_without_a_migration_starts_afresh() {
     assert!(shapes[1].contains("does not know the old shape; the state starts afresh"), "{}", shapes[1]);
     assert_eq!(stat_u64(&run.out.stdout, "reloads"), 2, "{log}");
     let (left, groups) = checked_sound(&run);
-    assert_eq!(groups.len(), 2, "a dip at each fresh start: {groups:?}");
+    assert_eq!(groups.len(), 2, "a dip at each fresh start: {groups:?}\n{log}");
     assert!(max_error_steps(&left[..groups[0].0], |_| DEFAULT_AMPLITUDE) <= 1.0, "the sine before the swap");
     // Between the dips the variant's own fresh state: the sine again, from phase 0 at a frame
     // boundary (not the old phase: nothing was carried over), and again on the way back.
@@ -336,7 +346,7 @@ fn a_wav_survives_sigkill_minus_at_most_its_last_second() {
     let game = build_game_variant("");
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("out.wav");
-    let mut child = spawn_paced(&game, &wav, 0, &[]);
+    let mut child = spawn_paced(&game, &wav, 0, &["--game-timeout-ms", PATIENT]);
     let mut log = LogWatcher::new(child.stderr.take().unwrap());
     log.wait_for("loaded game library", LOG_TIMEOUT);
     let started = Instant::now();
@@ -345,6 +355,7 @@ fn a_wav_survives_sigkill_minus_at_most_its_last_second() {
     let status = child.wait().unwrap();
     let elapsed = started.elapsed();
     assert!(!status.success(), "killed: {status}");
+    let log = log.rest().join("\n");
 
     let declared = wav_data_bytes(&wav, false);
     let on_disk = fs::metadata(&wav).unwrap().len() - 44;
@@ -362,6 +373,6 @@ fn a_wav_survives_sigkill_minus_at_most_its_last_second() {
     let read = Wav::open(&wav).unwrap_or_else(|e| panic!("hound cannot read it: {e}"));
     assert_eq!(read.samples.len() as u64 * 2, declared);
     let (left, right) = read_wav(&wav);
-    assert_eq!(left, right);
-    assert!(max_error_steps(&left, |_| DEFAULT_AMPLITUDE) <= 1.0, "every declared sample is the sine");
+    assert_eq!(left, right, "{log}");
+    assert!(max_error_steps(&left, |_| DEFAULT_AMPLITUDE) <= 1.0, "every declared sample is the sine:\n{log}");
 }
