@@ -376,3 +376,36 @@ fn a_wav_survives_sigkill_minus_at_most_its_last_second() {
     assert_eq!(left, right, "{log}");
     assert!(max_error_steps(&left, |_| DEFAULT_AMPLITUDE) <= 1.0, "every declared sample is the sine:\n{log}");
 }
+
+/// Product bug (found by this file): the watchdog measures a call's wall time, so a process
+/// that is stopped (Ctrl-Z then `fg`, a debugger, SIGSTOP) or starved of CPU while the game is
+/// in a call comes back to a timeout, and a healthy game is paused until the next build.
+/// Unpaced, the frame thread is in a game call most of the time: ten stops of 0.6 s hit one.
+#[test]
+#[ignore = "product bug: a SIGSTOP/SIGCONT (or CPU starvation) during a healthy game call is reported as a --game-timeout-ms fault and pauses the game"]
+fn a_stopped_and_continued_platform_does_not_pause_a_healthy_game() {
+    let game = build_game_variant("");
+    let mut child = Command::new(platform_binary())
+        .args(["--headless", "--audio", "none", "--stats", "--no-rebuild", "--game-lib"])
+        .arg(&game)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = LogWatcher::new(child.stderr.take().unwrap());
+    log.wait_for("loaded game library", LOG_TIMEOUT);
+    sleep(Duration::from_millis(1000));
+    let pid = child.id().to_string();
+    for _ in 0..10 {
+        assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+        sleep(Duration::from_millis(600));
+        assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+        sleep(Duration::from_millis(200));
+    }
+    terminate(&child);
+    let out = child.wait_with_output().unwrap();
+    let log = log.rest().join("\n");
+    assert!(out.status.success(), "{log}");
+    assert_eq!(stat_u64(&out.stdout, "game_faults"), 0, "a healthy game was interrupted:\n{log}");
+}
