@@ -246,7 +246,7 @@ fn a_null_write_in_sound_dips_and_the_sine_returns() {
     let (from, to) = groups[0];
     assert!(to - from <= 3 * FRAME, "a dip of about a frame, not a gap: {from}..{to}");
     let dip = &left[from..=to];
-    assert!(dip.iter().any(|&s| s == 0.0), "it dips to silence");
+    assert!(dip.contains(&0.0), "it dips to silence");
     assert!(max_error_steps(&left[..from], |_| DEFAULT_AMPLITUDE) <= 1.0, "the sine before the fault");
     assert_plain_sine_tail(&left, &groups);
 }
@@ -367,7 +367,7 @@ fn a_wav_survives_sigkill_minus_at_most_its_last_second() {
         "the header declares {declared} bytes but {on_disk} were written"
     );
     // It really rewrote them while running: 3 s of paced frames, a second of them at least.
-    assert!(declared >= per_second as u64, "only {declared} bytes declared after {elapsed:?}");
+    assert!(declared >= per_second, "only {declared} bytes declared after {elapsed:?}");
     assert!(declared <= per_second * (elapsed.as_millis() as u64 + 2000) / 1000, "more than real time: {declared}");
     assert_eq!(declared % (FRAME as u64 * 4), 0, "whole frames of rate/fps samples");
     let read = Wav::open(&wav).unwrap_or_else(|e| panic!("hound cannot read it: {e}"));
