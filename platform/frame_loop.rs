@@ -145,6 +145,8 @@ struct SoundState {
     fade_in_next: bool,
     /// Ramp this frame to silence and fade the next one in (the state was just replaced).
     dip: bool,
+    /// The device write failed this frame (an event frame, not a quiet one).
+    event: bool,
     /// The device failed once (said once); the game keeps running without sound output.
     failed: bool,
 }
@@ -251,6 +253,7 @@ impl<'a> Platform<'a> {
                 last_sample: (0.0, 0.0),
                 fade_in_next: false,
                 dip: false,
+                event: false,
                 failed: false,
             },
             dev: DevLoop { watcher, build: None, live_loop },
@@ -277,7 +280,7 @@ impl<'a> Platform<'a> {
         failed |= self.output_sound(left, right);
         self.present();
         let waited = self.hold_frame_rate();
-        if self.game.end_frame() || failed {
+        if self.game.end_frame() || failed || std::mem::take(&mut self.sound.event) {
             kind = kind.max(FrameKind::Event);
         }
         self.account(kind, start.elapsed(), waited, AllocCounts::now().since(allocs_at_start));
@@ -463,13 +466,16 @@ impl<'a> Platform<'a> {
         let (l, r) = (&mut left[..wanted], &mut right[..wanted]);
         self.check_samples(l, r, wanted, count_from_game);
         self.fade(l, r, failed);
-        if let Err(e) = self.audio.write(l, r) {
+        let written = self.audio.write(l, r);
+        if let Err(e) = &written {
             if !self.sound.failed {
                 log::warn!("{e}; the game keeps running without sound output");
                 self.sound.failed = true;
             }
+            self.sound.event = true; // the error and its line allocate: counted as an event
+        } else {
+            self.counters.sound_heap_allocs += AllocCounts::now().since(allocs_before).frame_thread;
         }
-        self.counters.sound_heap_allocs += AllocCounts::now().since(allocs_before).frame_thread;
         let index = self.sound.running_sample_index;
         self.audio_sync.push(AudioSyncMarker {
             write_cursor: index,

@@ -382,7 +382,6 @@ fn a_wav_survives_sigkill_minus_at_most_its_last_second() {
 /// in a call comes back to a timeout, and a healthy game is paused until the next build.
 /// Unpaced, the frame thread is in a game call most of the time: ten stops of 0.6 s hit one.
 #[test]
-#[ignore = "product bug: a SIGSTOP/SIGCONT (or CPU starvation) during a healthy game call is reported as a --game-timeout-ms fault and pauses the game"]
 fn a_stopped_and_continued_platform_does_not_pause_a_healthy_game() {
     let game = build_game_variant("");
     let mut child = Command::new(platform_binary())

@@ -241,7 +241,9 @@ impl GameCode {
 
     /// The writer says the file is complete (cargo finished): skip the one-poll settle.
     pub fn mark_settled(&mut self) {
-        if let (Ok(stamp), Pending::Idle | Pending::Settling(_)) = (self.stamp(), &self.pending) {
+        let Ok(stamp) = self.stamp() else { return };
+        let loaded = self.current.as_ref().is_some_and(|c| c.stamp == stamp);
+        if !loaded && matches!(self.pending, Pending::Idle | Pending::Settling(_)) {
             self.pending = Pending::Settling(stamp);
         }
     }
