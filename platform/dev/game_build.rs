@@ -67,6 +67,9 @@ impl GameCrate {
     pub fn from_dir(dir: &Path) -> Result<Self, String> {
         let say = |what: String| format!("--game {}: {what}", dir.display());
         let manifest = dir.join("Cargo.toml");
+        if !dir.is_dir() {
+            return Err(say("no such folder".to_string()));
+        }
         if !manifest.is_file() {
             return Err(say("no Cargo.toml there (`handmade new DIR` makes a game crate)".to_string()));
         }
