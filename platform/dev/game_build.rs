@@ -315,4 +315,62 @@ mod tests {
         assert_eq!(first_error("error[E0425]: cannot find value `x`"), "error[E0425]: cannot find value `x`");
         assert_eq!(first_error(""), "cargo build failed");
     }
+
+    /// What `--config` passes is what this workspace's `[profile.game-fast]` says.
+    #[test]
+    fn the_command_line_profile_is_the_workspace_one() {
+        let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+        let table = manifest.split("\n[profile.game-fast]\n").nth(1).expect("the workspace defines game-fast");
+        let settings: Vec<String> = table
+            .lines()
+            .take_while(|l| !l.starts_with('['))
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| l.replace(' ', ""))
+            .collect();
+        assert_eq!(settings, GAME_FAST_SETTINGS);
+    }
+
+    #[test]
+    fn a_crate_without_the_profile_gets_it_on_the_command_line_only() {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut game = GameCrate::demo(workspace, &workspace.join("game"));
+        let args = |game: &GameCrate, profile| {
+            let cmd = cargo_build_command(game, profile);
+            cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+        };
+        assert_eq!(args(&game, "game-fast"), "build --quiet -p game --profile game-fast");
+        game.define_profile = true;
+        let line = args(&game, "game-fast");
+        assert!(line.starts_with("build --quiet -p game --profile game-fast --config profile.game-fast.inherits=\"release\""));
+        assert_eq!(line.matches("--config").count(), GAME_FAST_SETTINGS.len());
+        assert_eq!(args(&game, "dev"), "build --quiet -p game --profile dev", "dev always exists");
+        assert!(defines_game_fast(&workspace.join("Cargo.toml")) && !defines_game_fast(&workspace.join("game/Cargo.toml")));
+    }
+
+    /// Real cargo accepts the settings: a new game crate, which has no such profile, builds
+    /// with `game-fast` from the command line alone, its manifest untouched.
+    #[test]
+    fn a_new_game_builds_with_the_profile_from_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = crate::dev::scaffold::new_game(&dir.path().join("fast")).unwrap();
+        let manifest = std::fs::read_to_string(made.dir.join("Cargo.toml")).unwrap();
+        let mut game = GameCrate::from_dir(&made.dir).unwrap();
+        game.define_profile = true; // what a release platform decides for this crate
+        game.target_dir = dir.path().join("target");
+        run_build(cargo_build_command(&game, "game-fast")).unwrap();
+        assert!(game.target_dir.join("game-fast/libfast.so").is_file());
+        assert_eq!(std::fs::read_to_string(made.dir.join("Cargo.toml")).unwrap(), manifest);
+    }
+
+    #[test]
+    fn a_game_crate_is_described_by_cargo_metadata() {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let game = GameCrate::from_dir(&workspace.join("game")).unwrap();
+        assert_eq!((game.package.as_str(), game.workspace_root.as_path()), ("game", workspace));
+        assert_eq!((game.src_dir.clone(), game.dir.clone()), (workspace.join("game/src"), workspace.join("game")));
+        assert_eq!(game.library.file_name().unwrap(), "libgame.so");
+        assert!(!game.define_profile, "this workspace defines game-fast");
+        let err = GameCrate::from_dir(&workspace.join("platform/api")).unwrap_err();
+        assert!(err.contains("crate `handmade_api` has no cdylib library"), "{err}");
+    }
 }
