@@ -21,7 +21,8 @@ fn state(memory: &mut GameMemory) -> Option<&mut State> {
     if ptr.is_null() || !ptr.is_aligned() || !fits {
         return None;
     }
-    // SAFETY: the platform lends this zeroed, aligned storage to the game alone for the whole run.
+    // SAFETY: checked just above: non-null, aligned, large enough; the platform lends it to the
+    // game alone for the whole run, and any bits there (all-zero at start) are a valid `State`.
     let state = unsafe { &mut *ptr };
     if state.started == 0 {
         *state = State { started: 1, x: 0.5, y: 0.5, phase: 0.0 };
