@@ -210,6 +210,7 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn sizes_parse_and_bad_ones_explain_themselves() {
@@ -241,7 +242,7 @@ mod tests {
     #[test]
     fn new_is_a_command_and_game_a_flag_that_excludes_the_library_flags() {
         let args = Args::parse_from(["handmade", "new", "/tmp/my game"]);
-        assert!(matches!(args.command, Some(Command::New { dir }) if dir == PathBuf::from("/tmp/my game")));
+        assert!(matches!(args.command, Some(Command::New { dir }) if dir == Path::new("/tmp/my game")));
         let args = Args::parse_from(["handmade", "--game", "g", "--headless"]);
         assert_eq!((args.command.is_none(), args.game), (true, Some(PathBuf::from("g"))));
         assert!(Args::try_parse_from(["handmade", "--game", "g", "--game-lib", "x.so"]).is_err());

@@ -86,7 +86,7 @@ fn a_new_game_builds_with_plain_cargo_runs_headless_and_reloads_on_save() {
     assert_eq!((left.len(), &left), (96_000, &right));
     let tone = check_tone(&left, TONE_HZ, RATE);
     assert!((tone.frequency_hz - 256.0).abs() < 0.5 && (tone.peak - 0.25).abs() < 0.001, "{tone:?}");
-    assert_eq!(tone.discontinuities, 0, "{tone:?}");
+    assert_eq!(tone.discontinuities, 0, "{tone:?}\n{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
 
     edit_while_running(tmp.path(), &dir, &library);
 }
@@ -108,7 +108,10 @@ fn edit_while_running(tmp: &Path, dir: &Path, library: &Path) {
     let out = child.wait_with_output().unwrap();
     let rest = log.rest().join("\n");
     assert!(out.status.success(), "{rest}");
-    assert_eq!((stat_u64(&out.stdout, "reloads"), stat_u64(&out.stdout, "reload_failures")), (1, 0), "{rest}");
+    // One reload for the save; under load the library's own change poll can load the new file
+    // before the build reports, and the report then reloads it again (the same code).
+    assert!(stat_u64(&out.stdout, "reloads") >= 1, "{rest}");
+    assert_eq!(stat_u64(&out.stdout, "reload_failures"), 0, "{rest}");
 
     // Before the save the old pitch, after the reload the new one; the phase runs on.
     let (left, _) = read_wav(&wav);
@@ -179,8 +182,7 @@ fn a_copied_checkout_runs_its_own_game() {
     let out = child.wait_with_output().unwrap();
     let rest = log.rest().join("\n");
     assert!(out.status.success(), "{rest}");
-    // At least the one after the save (a slow build can also be picked up by the library's
-    // own change poll before the build reports, which reloads the same file once more).
+    // At least the one after the save (see `edit_while_running`).
     assert!(stat_u64(&out.stdout, "reloads") >= 1, "{rest}");
     let original = workspace().display().to_string();
     assert!(!rest.lines().any(|l| l.contains(&format!("{original}/"))), "the original checkout is not used:\n{rest}");
