@@ -263,3 +263,40 @@ fn a_game_built_against_another_contract_is_refused_in_one_line() {
     let line = one_line_error(&out, "was built against another contract");
     assert!(line.contains(&format!("(version {bumped},")) && line.contains(&format!("expects version {}", bumped - 1)), "{line}");
 }
+
+/// The same while the game runs: a save that rebuilds it against another contract is refused
+/// in one line, once, and the loaded game plays on unbroken.
+#[test]
+fn a_rebuild_against_another_contract_is_one_line_and_the_game_plays_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("drifter");
+    new_game(&dir);
+    let wav = tmp.path().join("out.wav");
+    let args = ["--game", path(&dir), "--headless", "--realtime", "--audio", "wav", "--wav-out", path(&wav), "--stats"];
+    let mut child = handmade(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut log = LogWatcher::new(child.stderr.take().unwrap());
+    log.wait_for("rebuilding the game when", Duration::from_secs(120));
+    sleep(Duration::from_millis(500));
+
+    let lib = dir.join("src/lib.rs");
+    let text = fs::read_to_string(&lib).unwrap();
+    let anchor = "    handmade_api::GAME_API_INFO\n";
+    assert_eq!(text.matches(anchor).count(), 1, "game_api_version's body in src/lib.rs");
+    let other = "    GameApiInfo { version: handmade_api::GAME_API_VERSION + 1, ..handmade_api::GAME_API_INFO }\n";
+    fs::write(dir.join("src/lib.rs.new"), text.replace(anchor, other)).unwrap();
+    fs::rename(dir.join("src/lib.rs.new"), &lib).unwrap();
+    let refused = log.wait_for_unless("another contract", Some("build failed"), Duration::from_secs(120));
+    assert!(refused.starts_with("[WARN ] reload failed, keeping the loaded game: game library"), "{refused}");
+    sleep(Duration::from_millis(1000));
+
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let rest = log.rest().join("\n");
+    assert!(out.status.success(), "{rest}");
+    assert_eq!(rest.matches("another contract").count(), 1, "said once:\n{rest}");
+    let counts = (stat_u64(&out.stdout, "reloads"), stat_u64(&out.stdout, "reload_failures"));
+    assert_eq!(counts, (0, 1), "{rest}");
+    let (left, _) = read_wav(&wav);
+    let tone = check_tone(&left, TONE_HZ, RATE);
+    assert!(tone.discontinuities == 0 && (tone.frequency_hz - 256.0).abs() < 0.5, "{tone:?}");
+}
