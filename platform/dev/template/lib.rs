@@ -17,13 +17,12 @@ struct State { started: u32, x: f32, y: f32, phase: f32 }
 
 fn state(memory: &mut GameMemory) -> Option<&mut State> {
     let ptr = memory.permanent_storage.cast::<State>();
-    let fits = memory.permanent_storage_size >= core::mem::size_of::<State>() as u64;
-    if ptr.is_null() || !ptr.is_aligned() || !fits {
+    if !ptr.is_aligned() || memory.permanent_storage_size < core::mem::size_of::<State>() as u64 {
         return None;
     }
-    // SAFETY: checked just above: non-null, aligned, large enough; the platform lends it to the
-    // game alone for the whole run, and any bits there (all-zero at start) are a valid `State`.
-    let state = unsafe { &mut *ptr };
+    // SAFETY: aligned and large enough (checked above; `as_mut` checks null); the platform lends
+    // it to the game alone for the whole run; any bits (all-zero at start) are a valid `State`.
+    let state = unsafe { ptr.as_mut() }?;
     if state.started == 0 {
         *state = State { started: 1, x: 0.5, y: 0.5, phase: 0.0 };
     }
