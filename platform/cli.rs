@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::audio::AudioChoice;
 
@@ -11,9 +11,16 @@ use crate::audio::AudioChoice;
 #[command(
     name = "handmade",
     version,
-    about = "A Handmade-Hero-style platform layer with audio and a hot-reloaded game"
+    about = "A Handmade-Hero-style platform layer with audio and a hot-reloaded game",
+    long_about = "A Handmade-Hero-style platform layer with audio and a hot-reloaded game.\n\n\
+        With no command it runs the bundled demo (or the game crate `--game DIR` names), rebuilding \
+        and reloading the game whenever its sources are saved. Your own game in two commands:\n  \
+        handmade new DIR\n  handmade --game DIR",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Sound output: auto tries alsa, then sdl, then runs offline without sound output.
     #[arg(long, value_enum, default_value = "auto")]
     pub audio: AudioChoice,
@@ -47,6 +54,10 @@ pub struct Args {
     /// Print one `stats:` line on exit.
     #[arg(long)]
     pub stats: bool,
+    /// Run the game crate in DIR (a cdylib depending on handmade_api, as `handmade new` makes):
+    /// built first, then rebuilt and reloaded on save like the demo.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["game_lib", "game_src"])]
+    pub game: Option<PathBuf>,
     /// The game library (default: the one this workspace builds, built first if missing or stale).
     #[arg(long, value_name = "PATH")]
     pub game_lib: Option<PathBuf>,
@@ -91,6 +102,18 @@ pub struct Args {
     pub game_timeout_ms: u32,
 }
 
+/// What `handmade` does instead of running a game.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Make a new game crate in DIR (new or empty): a tone, a square and its README; then run
+    /// it with `handmade --game DIR`.
+    New {
+        /// Where the crate goes; its name is the folder's.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
 /// Everything a run needs, checked. `Config::default()` is what `handmade` with no flags runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -106,6 +129,8 @@ pub struct Config {
     pub latency_ms: f32,
     pub alsa_device: String,
     pub reload_every: u64,
+    /// A game crate to build, load and watch instead of the demo (`--game`).
+    pub game: Option<PathBuf>,
     pub game_lib: Option<PathBuf>,
     pub game_src: Option<PathBuf>,
     pub rebuild: bool,
@@ -147,6 +172,7 @@ impl Config {
             latency_ms,
             alsa_device: args.alsa_device.clone(),
             reload_every: args.reload_every,
+            game: args.game.clone(),
             game_lib: args.game_lib.clone(),
             game_src: args.game_src.clone(),
             rebuild: !args.no_rebuild,
@@ -184,6 +210,7 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn sizes_parse_and_bad_ones_explain_themselves() {
@@ -210,5 +237,16 @@ mod tests {
             assert!(err.starts_with("--latency-ms must be between 1 and 1000"), "{bad}: {err}");
         }
         assert_eq!(Config::from_args(&Args::parse_from(["handmade", "--latency-ms", "5"])).unwrap().latency_ms, 5.0);
+    }
+
+    #[test]
+    fn new_is_a_command_and_game_a_flag_that_excludes_the_library_flags() {
+        let args = Args::parse_from(["handmade", "new", "/tmp/my game"]);
+        assert!(matches!(args.command, Some(Command::New { dir }) if dir == Path::new("/tmp/my game")));
+        let args = Args::parse_from(["handmade", "--game", "g", "--headless"]);
+        assert_eq!((args.command.is_none(), args.game), (true, Some(PathBuf::from("g"))));
+        assert!(Args::try_parse_from(["handmade", "--game", "g", "--game-lib", "x.so"]).is_err());
+        assert!(Args::try_parse_from(["handmade", "--headless", "new", "g"]).is_err(), "flags belong to a run");
+        assert!(Args::try_parse_from(["handmade", "new"]).is_err(), "new needs a folder");
     }
 }

@@ -17,7 +17,7 @@ use crate::cli::Config;
 use crate::dev::game_build;
 use crate::guard::{CallGuard, GameCall, GameFault};
 use crate::dev::live_loop::{recorded_permanent_base, LiveLoop, LoopStep};
-use crate::dev::rebuild::{self, BuildEvent, BuildWatcher};
+use crate::dev::rebuild::{BuildEvent, BuildWatcher};
 use crate::input::script::{InputScript, ScriptError};
 use crate::input::{self, Key};
 use crate::measure::alloc_count::{self, AllocCounts};
@@ -216,14 +216,13 @@ impl<'a> Platform<'a> {
             panic_message_len: 0,
         })?;
         let script = config.input_script.as_deref().map(InputScript::load).transpose()?;
-        let sources = game_sources(config)?;
-        let library = game_build::resolve_game_library(config.game_lib.as_deref(), sources.as_ref().map(|s| s.0.as_path()));
+        let (library, watched) = game_build::resolve_game(config).map_err(PlatformError::Other)?;
         let game = GameCode::load(&library)?;
         log::info!("loaded game library {}", library.display());
         let timeout = Duration::from_millis(u64::from(config.game_timeout_ms));
         let guard = CallGuard::install(timeout)
             .map_err(|e| PlatformError::Other(format!("cannot guard the game's calls: {e}")))?;
-        let watcher = sources.and_then(|(workspace, game_dir)| start_watcher(&workspace, &game_dir));
+        let watcher = watched.and_then(|game| start_watcher(&game));
         let rollback_snapshot = Snapshot::new(&mut arena, regions.permanent.len())?;
         let live_loop = open_live_loop(config, memory.permanent_storage as u64, regions.permanent.len())?;
         signals::install();
@@ -658,25 +657,9 @@ impl<'a> Platform<'a> {
     }
 }
 
-/// The game's sources for rebuild on save: `--game-src` must name a game crate in a Cargo
-/// workspace (one line if not); by default this workspace's `game/`, when there is one.
-fn game_sources(config: &Config) -> Result<Option<(std::path::PathBuf, std::path::PathBuf)>, PlatformError> {
-    if !config.rebuild {
-        return Ok(None);
-    }
-    let found = rebuild::game_source_dir(config.game_src.as_deref());
-    match (&config.game_src, found) {
-        (Some(dir), None) => Err(PlatformError::Other(format!(
-            "--game-src {}: not a game crate inside a Cargo workspace (no such directory, or no workspace \
-             Cargo.toml above it)",
-            dir.display()
-        ))),
-        (_, found) => Ok(found),
-    }
-}
-
-fn start_watcher(workspace: &std::path::Path, game_dir: &std::path::Path) -> Option<BuildWatcher> {
-    match BuildWatcher::start(workspace, game_dir) {
+fn start_watcher(game: &game_build::GameCrate) -> Option<BuildWatcher> {
+    let game_dir = &game.dir;
+    match BuildWatcher::start(game) {
         Ok(watcher) => {
             log::info!("rebuilding the game when {} changes (--no-rebuild to stop)", game_dir.display());
             Some(watcher)

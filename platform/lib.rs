@@ -24,9 +24,10 @@ mod signals;
 mod window;
 
 pub use audio::{interleave_i16, AudioChoice};
-pub use cli::{Args, Config};
+pub use cli::{Args, Command, Config};
 pub use dev::game_build::resolve_game_library;
 pub use dev::live_loop::{check_recording, LiveLoop, INPUT_RECORD_BYTES};
+pub use dev::scaffold::{new_game, NewGame};
 pub use frame_loop::{run, PlatformError, RunReport, WARMUP_FRAMES};
 pub use guard::{CallGuard, FaultKind, GameCall, GameFault};
 pub use input::script::InputScript;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::dev::game_build;
+use crate::dev::game_build::{self, GameCrate};
 
 /// Quiet time after the last event before building: editors write, rename and chmod in bursts.
 const SETTLE: Duration = Duration::from_millis(8);
@@ -38,21 +38,22 @@ pub struct BuildWatcher {
 }
 
 impl BuildWatcher {
-    /// Starts watching `game_dir/src` and `game_dir/Cargo.toml` of the workspace at `workspace`.
-    pub fn start(workspace: &Path, game_dir: &Path) -> io::Result<Self> {
+    /// Starts watching `game`'s library sources (`src/`) and its folder (`Cargo.toml`).
+    pub fn start(game: &GameCrate) -> io::Result<Self> {
+        let game_dir = game.dir.as_path();
         // Building and loading sources someone else can edit would run their code as us.
-        for file in [game_dir.join("Cargo.toml"), game_dir.join("src/lib.rs")] {
+        for file in [game_dir.join("Cargo.toml"), game.lib_src.clone()] {
             crate::private_fs::refuse_unsafe(&file, false).map_err(|e| io::Error::other(e.to_string()))?;
         }
         let inotify = Inotify::new()?;
-        inotify.watch_tree(&game_dir.join("src"))?;
+        inotify.watch_tree(&game.src_dir)?;
         inotify.watch(game_dir)?; // Cargo.toml (and a new src/ after a checkout)
         let (tx, events) = mpsc::channel();
         let (building_tx, building) = mpsc::channel();
-        let workspace = workspace.to_path_buf();
+        let game = game.clone();
         std::thread::Builder::new()
             .name("game-rebuild".into())
-            .spawn(move || watch_and_build(inotify, &workspace, &tx, &building_tx))?;
+            .spawn(move || watch_and_build(inotify, &game, &tx, &building_tx))?;
         Ok(Self { events, building })
     }
 
@@ -67,7 +68,7 @@ impl BuildWatcher {
     }
 }
 
-fn watch_and_build(inotify: Inotify, workspace: &Path, done: &Sender<BuildEvent>, started: &Sender<()>) {
+fn watch_and_build(inotify: Inotify, game: &GameCrate, done: &Sender<BuildEvent>, started: &Sender<()>) {
     loop {
         // Block until something under the sources changes, then let the burst settle.
         let Ok(mut changed) = inotify.wait(None) else { return };
@@ -89,7 +90,7 @@ fn watch_and_build(inotify: Inotify, workspace: &Path, done: &Sender<BuildEvent>
         let saved_at = saved_at.unwrap_or_else(SystemTime::now);
         let _ = started.send(());
         let build_start = Instant::now();
-        let result = game_build::build_game_in_background(workspace);
+        let result = game_build::build_game_in_background(game);
         let event = BuildEvent {
             ok: result.is_ok(),
             summary: result.err().unwrap_or_default(),
@@ -230,7 +231,7 @@ mod tests {
         std::fs::write(game.join("Cargo.toml"), "[package]").unwrap();
         std::fs::write(game.join("src/lib.rs"), "").unwrap();
         std::fs::set_permissions(game.join("src"), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = BuildWatcher::start(dir.path(), &game).err().expect("refused");
+        let err = BuildWatcher::start(&GameCrate::demo(dir.path(), &game)).err().expect("refused");
         assert!(err.to_string().contains("writable by other users"), "{err}");
     }
 

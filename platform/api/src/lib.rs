@@ -1,7 +1,91 @@
-//! The contract between the handmade platform and the game library (this project's
-//! `handmade_platform.h`): plain `#[repr(C)]` types, the exported symbol names, an ABI version
-//! and a layout hash both sides check, the game state's layout fingerprint (`layout.rs`), plus
-//! the memory arenas and real-time buffers both use.
+//! The contract between the handmade platform and a game (this project's
+//! `handmade_platform.h`). A game is a `cdylib` crate that depends on this one. The platform
+//! loads it, calls it every frame and reloads it whenever it is rebuilt, keeping its memory:
+//! `handmade new DIR` writes one (the [complete game](#a-complete-game) below) and
+//! `handmade --game DIR` runs it, rebuilding and reloading it on every save.
+//!
+//! # The two halves
+//!
+//! **Services the platform provides to the game**, plain `#[repr(C)]` data lent for a call:
+//! [`GameMemory`] (permanent storage, zeroed once at start-up and kept across reloads;
+//! transient scratch; assets; [`AudioSyncRing`] for a debug display), [`GameInput`] (controller 0
+//! is the keyboard, 1.. are gamepads, with Handmade Hero's ended-down and half-transition
+//! [`GameButtonState`]s), [`GameOffscreenBuffer`] (the bitmap to draw, pixels `0x00RRGGBB`) and
+//! [`GameSoundOutputBuffer`] (the platform's stack sample buffer, two `f32` channels).
+//!
+//! **Services the game provides to the platform**, `#[no_mangle] extern "C"` functions:
+//!
+//! | export | needed | called | type |
+//! |---|---|---|---|
+//! | `game_api_version` | yes | at load: return [`GAME_API_INFO`] | [`GameApiVersionFn`] |
+//! | `game_update_and_render` | yes | each frame: input in, state updated, bitmap drawn | [`GameUpdateAndRenderFn`] |
+//! | `game_output_sound` | yes | each frame, after the update: `sample_count` frames | [`GameOutputSoundFn`] |
+//! | `game_state_layout` | no | at load: the shape of the state | [`GameStateLayoutFn`] |
+//! | `game_migrate_state` | no | at a reload that changed the state's shape | [`GameMigrateStateFn`] |
+//!
+//! A library built against another version of this crate (another [`GAME_API_VERSION`] or
+//! [`LAYOUT_HASH`], which changes with any field of any type here) is refused at load, in one
+//! line, and the running game keeps going.
+//!
+//! # The rules
+//!
+//! - **`game_output_sound` does not allocate, lock or make system calls.** It runs in the frame
+//!   loop just before the device write, and the platform counts (`--stats`:
+//!   `sound_heap_allocs`, `heap_allocs_after_warmup`). Keep every buffer it needs in memory.
+//! - **State lives only in the lent memory.** Whatever must last goes in `permanent_storage`: a
+//!   `#[repr(C)]` struct at its start, more room through a [`MemoryArena`] over the rest. Not in
+//!   `static`s or `thread_local!`s, which belong to the library and are gone at a reload, and not
+//!   in heap objects made by the old code (`Box<dyn _>`, `String`), whose code and constants are
+//!   unmapped with it. Input, bitmap and sound buffers are lent for one call: keep no pointer.
+//! - **What survives a reload:** permanent storage byte for byte (the block never moves, so
+//!   pointers into it stay valid), the platform's sound position, the window and the device.
+//!   Not: statics, function pointers, `&'static` data of the old library. `memory.reloaded` is
+//!   set on the first call after each load. Transient storage is scratch: it promises nothing.
+//! - **State shape and migration:** derive [`StateLayout`] on the state and export
+//!   `game_state_layout` returning [`GameStateLayout::of`]. When a rebuild changes the shape (a
+//!   field added, moved or retyped), the platform never reads the old bytes as the new type: it
+//!   calls `game_migrate_state` with a copy of the old storage (read it with [`old_state`]) or,
+//!   without that export or when it answers [`GameStatus::CannotMigrate`], zeroes permanent
+//!   storage so the game starts afresh. All-zero must therefore mean "not started yet".
+//! - **Every export runs its body in [`guard`]**: a panic becomes [`GameStatus::Panicked`] and one
+//!   line of log instead of an abort (unwinding out of `extern "C"` aborts). The platform also
+//!   survives a crash or a hang (it rolls back a library that fails within 60 frames of its load,
+//!   or pauses the game until the next good build), but that is its last resort, not the design.
+//!
+//! # A complete game
+//!
+//! The one `handmade new` writes (a square the arrow keys move, a tone whose pitch follows it),
+//! checked here as a doc test that also calls its exports the way the platform does:
+//!
+//! ```
+#![cfg_attr(any(doc, doctest), doc = include_str!("../../dev/template/lib.rs"))]
+//! # // The platform's half, by hand: lend memory, input, a bitmap and a sound buffer.
+//! # use handmade_api::{GameAssets, GameSample};
+//! # let mut permanent = vec![0u64; 64];
+//! # let nothing = GameSample { left: std::ptr::null(), right: std::ptr::null(), frame_count: 0, samples_per_second: 0 };
+//! # let mut memory = GameMemory {
+//! #     permanent_storage: permanent.as_mut_ptr().cast(), permanent_storage_size: 512,
+//! #     transient_storage: std::ptr::null_mut(), transient_storage_size: 0,
+//! #     assets: GameAssets { loop_sample: nothing }, audio_sync: std::ptr::null(), reloaded: 1,
+//! #     game_arena_high_water: 0, panic_message: [0; 256], panic_message_len: 0,
+//! # };
+//! # let mut input = GameInput { dt_for_frame: 1.0 / 60.0, ..Default::default() };
+//! # input.controllers[0].buttons[button::MOVE_RIGHT].ended_down = 1;
+//! # let mut pixels = vec![0u32; 64 * 48];
+//! # let mut bitmap = GameOffscreenBuffer::lend(&mut pixels, 64, 48);
+//! # assert_eq!(unsafe { game_update_and_render(&mut memory, &input, &mut bitmap) }, GameStatus::Ok);
+//! # let (mut left, mut right) = ([0.0f32; 800], [0.0f32; 800]);
+//! # let mut sound = GameSoundOutputBuffer::lend(48_000, 0, &mut left, &mut right);
+//! # assert_eq!(unsafe { game_output_sound(&mut memory, &mut sound) }, GameStatus::Ok);
+//! # assert!(left == right && left.iter().any(|&s| s > 0.2), "a tone on both channels");
+//! # assert!(pixels.contains(&0x00ff_c040), "the square is drawn");
+//! # assert_eq!(game_api_version(), handmade_api::GAME_API_INFO);
+//! # assert_eq!(game_state_layout(), GameStateLayout::of::<State>());
+//! ```
+//!
+//! # Lending a sound buffer
+//!
+//! The platform's side of `game_output_sound`, and what the layout hash is:
 //!
 //! ```
 //! use handmade_api::{GameSoundOutputBuffer, LAYOUT_HASH};
