@@ -124,6 +124,29 @@ struct Retired {
     added_this_frame: bool,
 }
 
+impl Drop for GameCode {
+    /// The libraries still loaded are unmapped on the way out, unless a thread still runs their
+    /// code (then the process ends with them mapped: unmapping would crash that thread first).
+    fn drop(&mut self) {
+        let loaded = self.current.take().map(|c| c.library).into_iter().chain(self.previous.take().map(|(l, _)| l));
+        for library in loaded {
+            if code_in_use(&library.copy) != CodeInUse::No {
+                std::mem::forget(library);
+            }
+        }
+    }
+}
+
+impl Drop for Retired {
+    /// At exit a kept library is still running a thread: unmapping it now would crash that
+    /// thread before the process is gone. Those still waiting for their check might be too.
+    fn drop(&mut self) {
+        for library in self.kept.drain(..).chain(self.waiting.drain(..).map(|(l, _)| l)) {
+            std::mem::forget(library);
+        }
+    }
+}
+
 impl Retired {
     fn add(&mut self, library: LoadedLibrary) {
         self.waiting.push((library, 0));
