@@ -19,12 +19,8 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Puts `from` at `to` the way a build does: a new file renamed into place, with `mode`.
 fn install(from: &Path, to: &Path, mode: u32) {
-    let staged = to.with_extension("staged");
-    fs::copy(from, &staged).unwrap();
-    fs::set_permissions(&staged, fs::Permissions::from_mode(mode)).unwrap();
-    fs::rename(&staged, to).unwrap();
+    install_library(from, to, mode);
 }
 
 fn assert_unbroken_sine(wav: &Path, frames: usize) {

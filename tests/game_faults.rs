@@ -8,9 +8,8 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -30,17 +29,8 @@ const LOOP_TIMEOUT_MS: u64 = 2000;
 /// The fades the platform applies around a dip (5 ms), skipped before checking the tone.
 const FADE: usize = 240;
 
-/// Puts `from` at `to` the way a build does: a new file renamed into place.
 fn install(from: &Path, to: &Path) {
-    let staged = to.with_extension("staged");
-    fs::copy(from, &staged).unwrap();
-    fs::set_permissions(&staged, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::rename(&staged, to).unwrap();
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success(), "kill -TERM");
+    install_library(from, to, 0o755);
 }
 
 /// What one run with a swapped-in variant left.

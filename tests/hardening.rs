@@ -11,7 +11,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -74,22 +74,13 @@ fn the_error_line(out: &Output) -> String {
     errors[0].to_string()
 }
 
-/// Puts `from` at `to` the way a build does: a new file renamed into place.
 fn install(from: &Path, to: &Path) {
-    let staged = to.with_extension("staged");
-    fs::copy(from, &staged).unwrap();
-    fs::set_permissions(&staged, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::rename(&staged, to).unwrap();
+    install_library(from, to, 0o755);
 }
 
 fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(status.success(), "mkfifo {}", path.display());
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
 }
 
 fn s(path: &Path) -> &str {

@@ -97,3 +97,19 @@ impl LogWatcher {
         &self.seen
     }
 }
+
+/// Puts the library `from` at `to` the way a build does: a new file, `mode`, renamed into place
+/// (a running platform sees one complete file change, never a half-written one).
+pub fn install_library(from: &std::path::Path, to: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let staged = to.with_extension("staged");
+    std::fs::copy(from, &staged).unwrap();
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode)).unwrap();
+    std::fs::rename(&staged, to).unwrap();
+}
+
+/// Asks a running platform to stop the way a user's Ctrl-C or a service manager would.
+pub fn terminate(child: &std::process::Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill -TERM");
+}
