@@ -68,6 +68,7 @@ pub fn build_game(workspace: &Path) -> Result<(), String> {
 /// Builds the game from the rebuild watcher's thread, at a lower CPU priority (nice 10) so the
 /// compiler does not take the frame loop's core away from it on a small machine, and tied to the
 /// platform's life (cargo gets SIGTERM when the platform exits).
+#[allow(dead_code)] // the watcher builds through fast_build.rs now
 pub fn build_game_in_background(workspace: &Path) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
     let mut cmd = cargo_build_command(workspace);
@@ -93,7 +94,7 @@ fn run_build(mut cmd: Command) -> Result<(), String> {
 }
 
 /// The compiler's first error and where it is: `error: ... (game/src/lib.rs:90:10)`.
-fn first_error(stderr: &str) -> String {
+pub fn first_error(stderr: &str) -> String {
     let mut lines = stderr.lines().skip_while(|l| !l.trim_start().starts_with("error"));
     let Some(error) = lines.next() else { return "cargo build failed".to_string() };
     let place = lines.take(3).find_map(|l| l.trim_start().strip_prefix("--> "));

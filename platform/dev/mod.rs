@@ -1,6 +1,7 @@
 //! The dev loop: rebuild the game on save (`rebuild`, `game_build`) and live loop editing
 //! (`live_loop`: record the game's state and input, replay it while code is edited).
 
+pub mod fast_build;
 pub mod game_build;
 pub mod live_loop;
 pub mod rebuild;
