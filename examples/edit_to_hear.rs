@@ -29,7 +29,7 @@ const VARIANTS: [(&str, &str); 7] = [
     ("lever: tiers (opt-level 1 first)", "direct=off,tiers=1,settle_ms=8,nice=10"),
     ("lever: settle 2 ms", "direct=off,tiers=off,settle_ms=2,nice=10"),
     ("lever: nice 0 for the build waited on", "direct=off,tiers=off,settle_ms=8,nice=0"),
-    ("kept: all of the above (default)", ""),
+    ("kept: rustc direct, tiers (opt-level 1 first), settle 2, nice 0 (default)", ""),
 ];
 
 /// One edit's parts, in ms.

@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -23,17 +23,18 @@ fn save(path: &Path, text: &str) {
     fs::rename(&staged, path).unwrap();
 }
 
-/// Holds cargo's lock on `profile_dir` (`flock` on `.cargo-lock`, as cargo takes it) until killed.
-fn hold_cargo_lock(profile_dir: &Path) -> Child {
+/// Holds cargo's lock on `profile_dir` (`flock` on `.cargo-lock`, as cargo takes it) until the
+/// file is dropped.
+fn hold_cargo_lock(profile_dir: &Path) -> fs::File {
     fs::create_dir_all(profile_dir).unwrap();
-    let child = Command::new("flock").arg(profile_dir.join(".cargo-lock")).args(["sleep", "600"]).spawn().expect("run flock");
-    sleep(Duration::from_millis(300)); // flock has the lock
-    child
+    let file = fs::OpenOptions::new().write(true).create(true).truncate(false).open(profile_dir.join(".cargo-lock")).unwrap();
+    // SAFETY: `file` is an open descriptor for the duration of the call.
+    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) }, 0);
+    file
 }
 
-fn release(mut holder: Child) {
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+fn release(holder: fs::File) {
+    drop(holder);
 }
 
 #[test]
