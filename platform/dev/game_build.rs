@@ -201,25 +201,6 @@ pub fn build_game(game: &GameCrate) -> Result<(), String> {
     run_build(cargo_build_command(game, game_profile()))
 }
 
-/// Builds the game from the rebuild watcher's thread, at a lower CPU priority (nice 10) so the
-/// compiler does not take the frame loop's core away from it on a small machine, and tied to the
-/// platform's life (cargo gets SIGTERM when the platform exits).
-pub fn build_game_in_background(game: &GameCrate) -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = cargo_build_command(game, game_profile());
-    // SAFETY: the closure runs in the child between fork and exec and only makes two plain
-    // system calls (`setpriority`, `prctl`) that neither allocate nor take locks.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-            // A build still running when the platform exits is stopped, not left behind.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    run_build(cmd)
-}
-
 fn run_build(mut cmd: Command) -> Result<(), String> {
     let output = cmd.output().map_err(|e| format!("cannot run cargo: {e}"))?;
     if output.status.success() {
@@ -229,7 +210,7 @@ fn run_build(mut cmd: Command) -> Result<(), String> {
 }
 
 /// The compiler's first error and where it is: `error: ... (game/src/lib.rs:90:10)`.
-fn first_error(stderr: &str) -> String {
+pub fn first_error(stderr: &str) -> String {
     let mut lines = stderr.lines().skip_while(|l| !l.trim_start().starts_with("error"));
     let Some(error) = lines.next() else { return "cargo build failed".to_string() };
     let place = lines.take(3).find_map(|l| l.trim_start().strip_prefix("--> "));

@@ -1,10 +1,14 @@
-//! Rebuild on save: a background thread watches the game's sources with inotify and runs
-//! `cargo build -p game` (same profile as the startup build) whenever one is saved. The frame
-//! loop never waits for it: it polls `BuildWatcher::poll`, a lock-free channel receive, and
-//! the new library is then picked up by the reload protocol.
+//! Rebuild on save: a background thread watches the game's sources with inotify and builds the
+//! game (fast_build.rs: rustc directly when it can, a quick tier first) whenever one is saved.
+//! The frame loop never waits for it: it polls `BuildWatcher::poll`, a lock-free channel
+//! receive, and each new library is then picked up by the reload protocol.
 //!
-//! inotify (not polling) means a save is seen within microseconds; a short settle window
-//! (`SETTLE`) folds the several events one editor save makes into one build.
+//! inotify (not polling) means a save is seen within microseconds; a short settle window folds
+//! the several events one editor save makes into one build. A save is a file closed after
+//! writing or renamed into place: a file merely created (vim writes `sound.rs` anew) starts no
+//! settle, its close does. The watcher never dies silently: an inotify error is said once and
+//! the watch restarted (then one build, as saves may have been missed), and a panic on the
+//! thread is said and the thread's work started again.
 
 use std::ffi::CString;
 use std::io;
@@ -13,10 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::dev::fast_build::{GameBuilder, Interrupt, Settings, TierResult};
 use crate::dev::game_build::{self, GameCrate};
 
-/// Quiet time after the last event before building: editors write, rename and chmod in bursts.
-const SETTLE: Duration = Duration::from_millis(8);
+/// How long to wait before trying again when the watch cannot be set up.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// What a finished build tells the frame loop.
 #[derive(Debug, Clone)]
@@ -28,6 +33,7 @@ pub struct BuildEvent {
     pub saved_at: SystemTime,
     /// Save seen by the watcher -> build started.
     pub detect: Duration,
+    /// Build start -> this tier's library in place.
     pub build: Duration,
 }
 
@@ -40,20 +46,24 @@ pub struct BuildWatcher {
 impl BuildWatcher {
     /// Starts watching `game`'s library sources (`src/`) and its folder (`Cargo.toml`).
     pub fn start(game: &GameCrate) -> io::Result<Self> {
-        let game_dir = game.dir.as_path();
         // Building and loading sources someone else can edit would run their code as us.
-        for file in [game_dir.join("Cargo.toml"), game.lib_src.clone()] {
+        for file in [game.dir.join("Cargo.toml"), game.lib_src.clone()] {
             crate::private_fs::refuse_unsafe(&file, false).map_err(|e| io::Error::other(e.to_string()))?;
         }
-        let inotify = Inotify::new()?;
-        inotify.watch_tree(&game.src_dir)?;
-        inotify.watch(game_dir)?; // Cargo.toml (and a new src/ after a checkout)
+        let watch = Watch::open(game)?;
         let (tx, events) = mpsc::channel();
         let (building_tx, building) = mpsc::channel();
-        let game = game.clone();
-        std::thread::Builder::new()
-            .name("game-rebuild".into())
-            .spawn(move || watch_and_build(inotify, &game, &tx, &building_tx))?;
+        let builder = GameBuilder::new(game, Settings::from_env());
+        log::info!("on save: {}", builder.settings().describe());
+        let mut job = Job {
+            watch: Some(watch),
+            game: game.clone(),
+            builder,
+            pending: Vec::new(),
+            done: tx,
+            started: building_tx,
+        };
+        std::thread::Builder::new().name("game-rebuild".into()).spawn(move || supervise(&mut job))?;
         Ok(Self { events, building })
     }
 
@@ -68,43 +78,202 @@ impl BuildWatcher {
     }
 }
 
-fn watch_and_build(inotify: Inotify, game: &GameCrate, done: &Sender<BuildEvent>, started: &Sender<()>) {
+/// The watcher thread's state, kept across restarts.
+struct Job {
+    /// `None` after an error, until the watch is set up again.
+    watch: Option<Watch>,
+    game: GameCrate,
+    builder: GameBuilder,
+    /// Changes seen while a build ran: the next build's.
+    pending: Vec<PathBuf>,
+    done: Sender<BuildEvent>,
+    started: Sender<()>,
+}
+
+/// Runs the watch-and-build loop; a panic in it is said and the loop started again.
+fn supervise(job: &mut Job) {
     loop {
-        // Block until something under the sources changes, then let the burst settle.
-        let Ok(mut changed) = inotify.wait(None) else { return };
-        let seen = Instant::now();
-        while let Ok(more) = inotify.wait(Some(SETTLE)) {
-            if more.is_empty() {
-                break;
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| watch_and_build(job)));
+        match run {
+            Ok(()) => return, // the platform is shutting down
+            Err(panic) => {
+                let why = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+                log::error!("the rebuild watcher panicked ({}); restarting it", why.unwrap_or_default());
+                job.watch = None;
+                std::thread::sleep(RESTART_DELAY);
             }
-            changed.extend(more);
         }
-        let relevant: Vec<&PathBuf> = changed.iter().filter(|p| is_game_source(p)).collect();
-        if relevant.is_empty() {
-            continue;
-        }
-        for dir in changed.iter().filter(|p| p.is_dir()) {
-            let _ = inotify.watch_tree(dir); // a new module directory
-        }
-        let saved_at = relevant.iter().filter_map(|p| p.metadata().and_then(|m| m.modified()).ok()).max();
+    }
+}
+
+/// Returns only when the frame loop is gone.
+fn watch_and_build(job: &mut Job) {
+    loop {
+        let (changed, seen) = next_save(job);
+        let saved_at = changed.iter().filter_map(|p| p.metadata().and_then(|m| m.modified()).ok()).max();
         let saved_at = saved_at.unwrap_or_else(SystemTime::now);
-        let _ = started.send(());
-        let build_start = Instant::now();
-        let result = game_build::build_game_in_background(game);
-        let event = BuildEvent {
-            ok: result.is_ok(),
-            summary: result.err().unwrap_or_default(),
-            saved_at,
-            detect: build_start - seen,
-            build: build_start.elapsed(),
-        };
-        if event.ok {
-            log::info!("game rebuilt in {:.0} ms", event.build.as_secs_f64() * 1e3);
-        } else {
-            log::warn!("game build failed, keeping the running code: {}", event.summary);
+        if job.started.send(()).is_err() {
+            return;
         }
-        if done.send(event).is_err() {
-            return; // the platform is shutting down
+        let build_start = Instant::now();
+        let detect = build_start - seen;
+        let Job { watch, builder, pending, done, .. } = job;
+        let mut alive = true;
+        let readable = watch.as_ref().map_or(-1, |w| w.inotify.fd);
+        let mut relevant = || take_events(watch, pending);
+        let mut interrupt = Interrupt { readable, relevant: &mut relevant };
+        builder.build(&changed, &mut interrupt, &mut |tier| {
+            alive &= report(tier, saved_at, detect, build_start.elapsed(), done);
+        });
+        if !alive {
+            return;
+        }
+    }
+}
+
+/// Logs a finished tier and hands it to the frame loop; false when the frame loop is gone.
+fn report(tier: TierResult, saved_at: SystemTime, detect: Duration, since_start: Duration, done: &Sender<BuildEvent>) -> bool {
+    let what = format!("tier {} (opt-level {}, {})", tier.tier, tier.opt_level, tier.by);
+    let ms = tier.took.as_secs_f64() * 1e3;
+    match &tier.result {
+        Ok(()) => log::info!("game rebuilt: {what} in {ms:.0} ms"),
+        Err(e) if e.starts_with("stopped") => {
+            log::info!("game build {what} {e}");
+            return true;
+        }
+        Err(e) => log::warn!("game build failed, keeping the running code: {e}"),
+    }
+    let event = BuildEvent {
+        ok: tier.result.is_ok(),
+        summary: tier.result.err().unwrap_or_default(),
+        saved_at,
+        detect,
+        build: since_start,
+    };
+    done.send(event).is_ok()
+}
+
+/// Waits for a save of a game source (or takes the ones seen during the last build), lets the
+/// burst settle, and returns the changed sources and when the first was seen. An inotify
+/// failure is said once and the watch set up again; a save may have been missed then, so it
+/// returns as if one was seen.
+fn next_save(job: &mut Job) -> (Vec<PathBuf>, Instant) {
+    let settle = job.builder.settings().settle;
+    loop {
+        let Some(watch) = job.watch.as_ref() else {
+            job.watch = reopen(&job.game);
+            return (vec![job.game.lib_src.clone()], Instant::now());
+        };
+        let mut changed = std::mem::take(&mut job.pending);
+        match collect_save(watch, &mut changed, settle) {
+            Ok(seen) => {
+                let relevant: Vec<PathBuf> = changed.iter().filter(|p| is_game_source(p)).cloned().collect();
+                for dir in changed.iter().filter(|p| p.is_dir()) {
+                    let _ = watch.inotify.watch_tree(dir); // a new module directory
+                }
+                if !relevant.is_empty() {
+                    return (relevant, seen);
+                }
+            }
+            Err(e) => {
+                log::warn!("the game source watcher failed ({e}); restarting it");
+                job.watch = None;
+            }
+        }
+    }
+}
+
+/// Waits for a save unless `changed` already holds one, then until `settle` passes with no
+/// further save. Returns when the first save was seen.
+fn collect_save(watch: &Watch, changed: &mut Vec<PathBuf>, settle: Duration) -> io::Result<Instant> {
+    if !changed.iter().any(|p| is_game_source(p)) {
+        changed.extend(watch.wait_for_save(None)?);
+    }
+    let seen = Instant::now();
+    loop {
+        let more = watch.wait_for_save(Some(settle))?;
+        if more.is_empty() {
+            return Ok(seen);
+        }
+        changed.extend(more);
+    }
+}
+
+/// Reads the events that came in during a build (keeping them in `pending`); true when one is
+/// a save of a game source. An error drops the watch (restarted before the next wait).
+fn take_events(watch: &mut Option<Watch>, pending: &mut Vec<PathBuf>) -> bool {
+    let Some(w) = watch.as_ref() else { return false };
+    match w.wait_for_save(Some(Duration::ZERO)) {
+        Ok(paths) => {
+            let relevant = paths.iter().any(|p| is_game_source(p));
+            pending.extend(paths);
+            relevant
+        }
+        Err(e) => {
+            log::warn!("the game source watcher failed ({e}); restarting it");
+            *watch = None;
+            pending.push(PathBuf::from("lib.rs"));
+            true
+        }
+    }
+}
+
+/// Sets the watch up again, trying each `RESTART_DELAY` (said once) until it works.
+fn reopen(game: &GameCrate) -> Option<Watch> {
+    let game_dir = &game.dir;
+    let mut said = false;
+    loop {
+        match Watch::open(game) {
+            Ok(watch) => {
+                log::info!("watching {} again", game_dir.display());
+                return Some(watch);
+            }
+            Err(e) if !said => {
+                log::warn!("cannot watch {} ({e}); trying again each second", game_dir.display());
+                said = true;
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(RESTART_DELAY);
+    }
+}
+
+/// The watch of one game crate: its sources' tree and its directory (for `Cargo.toml`).
+struct Watch {
+    inotify: Inotify,
+}
+
+impl Watch {
+    fn open(game: &GameCrate) -> io::Result<Self> {
+        let game_dir = &game.dir;
+        let inotify = Inotify::new()?;
+        inotify.watch_tree(&game.src_dir)?;
+        inotify.watch(game_dir)?; // Cargo.toml (and a new src/ after a checkout)
+        Ok(Self { inotify })
+    }
+
+    /// Saved paths (closed after writing, renamed in), waiting at most `timeout`; empty on
+    /// timeout. A watched directory that went away, or lost events, is an error: the watch is
+    /// set up again.
+    fn wait_for_save(&self, timeout: Option<Duration>) -> io::Result<Vec<PathBuf>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let events = self.inotify.wait(left)?;
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
+            if events.iter().any(|e| e.mask & libc::IN_Q_OVERFLOW != 0) {
+                return Err(io::Error::other("the kernel's event queue overflowed"));
+            }
+            let saves: Vec<PathBuf> =
+                events.into_iter().filter(|e| e.mask & libc::IN_CREATE == 0 || e.is_dir).map(|e| e.path).collect();
+            if !saves.is_empty() {
+                return Ok(saves);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Vec::new());
+            }
         }
     }
 }
@@ -116,6 +285,13 @@ fn is_game_source(path: &Path) -> bool {
         return false;
     }
     name == "Cargo.toml" || name.ends_with(".rs")
+}
+
+/// One inotify event: the path, what happened (`IN_*` bits) and whether it is a directory.
+struct Event {
+    path: PathBuf,
+    mask: u32,
+    is_dir: bool,
 }
 
 /// A minimal inotify wrapper: one descriptor, directory watches, blocking reads with a timeout.
@@ -156,14 +332,19 @@ impl Inotify {
         Ok(())
     }
 
-    /// Paths that changed, waiting at most `timeout` (forever with `None`); empty on timeout.
-    fn wait(&self, timeout: Option<Duration>) -> io::Result<Vec<PathBuf>> {
+    /// Events, waiting at most `timeout` (forever with `None`); empty on timeout. A signal
+    /// interrupting the wait is not an error.
+    fn wait(&self, timeout: Option<Duration>) -> io::Result<Vec<Event>> {
         let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
         let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
         // SAFETY: `pfd` is a valid pollfd for the duration of the call.
         let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
         if ready < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted { Ok(Vec::new()) } else { Err(e) };
+        }
+        if pfd.revents & (libc::POLLERR | libc::POLLNVAL | libc::POLLHUP) != 0 {
+            return Err(io::Error::other("the inotify descriptor is no longer valid"));
         }
         if ready == 0 {
             return Ok(Vec::new());
@@ -171,13 +352,13 @@ impl Inotify {
         let mut buf = [0u8; 4096];
         // SAFETY: `buf` is writable for its whole length.
         let n = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+        if n <= 0 {
+            return Err(if n == 0 { io::Error::other("inotify read nothing") } else { io::Error::last_os_error() });
         }
         Ok(self.parse(&buf[..n as usize]))
     }
 
-    fn parse(&self, mut bytes: &[u8]) -> Vec<PathBuf> {
+    fn parse(&self, mut bytes: &[u8]) -> Vec<Event> {
         let header = std::mem::size_of::<libc::inotify_event>();
         let dirs = self.dirs.borrow();
         let mut paths = Vec::new();
@@ -187,8 +368,10 @@ impl Inotify {
             let end = (header + event.len as usize).min(bytes.len());
             let name = &bytes[header..end];
             let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            if let Some((_, dir)) = dirs.iter().find(|(wd, _)| *wd == event.wd) {
-                paths.push(dir.join(std::ffi::OsStr::from_bytes(name)));
+            let dir = dirs.iter().find(|(wd, _)| *wd == event.wd).map(|(_, dir)| dir.as_path());
+            if let Some(dir) = dir.or((event.mask & libc::IN_Q_OVERFLOW != 0).then_some(Path::new(""))) {
+                let path = dir.join(std::ffi::OsStr::from_bytes(name));
+                paths.push(Event { path, mask: event.mask, is_dir: event.mask & libc::IN_ISDIR != 0 });
             }
             bytes = &bytes[end..];
         }
@@ -245,19 +428,46 @@ mod tests {
     }
 
     #[test]
-    fn inotify_reports_a_save_in_a_watched_tree() {
+    fn a_save_is_a_close_after_writing_not_a_create() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        let inotify = Inotify::new().unwrap();
-        inotify.watch_tree(dir.path()).unwrap();
-        std::fs::write(dir.path().join("sub/lib.rs"), "fn main() {}").unwrap();
-        let mut seen = inotify.wait(Some(Duration::from_secs(2))).unwrap();
-        while let Ok(more) = inotify.wait(Some(Duration::from_millis(50))) {
-            if more.is_empty() {
-                break;
-            }
-            seen.extend(more);
+        let watch = Watch { inotify: Inotify::new().unwrap() };
+        watch.inotify.watch_tree(dir.path()).unwrap();
+        let path = dir.path().join("sub/lib.rs");
+        let mut file = std::fs::File::create(&path).unwrap();
+        assert!(watch.wait_for_save(Some(Duration::from_millis(100))).unwrap().is_empty(), "created, not saved yet");
+        std::io::Write::write_all(&mut file, b"fn main() {}").unwrap();
+        drop(file);
+        let seen = watch.wait_for_save(Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(seen, [path]);
+    }
+
+    #[test]
+    fn a_broken_watch_is_set_up_again_and_builds_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let game = dir.path().join("game");
+        std::fs::create_dir_all(game.join("src")).unwrap();
+        let (done, _events) = mpsc::channel();
+        let (started, _building) = mpsc::channel();
+        let crate_ = GameCrate::demo(dir.path(), &game);
+        let builder = GameBuilder::new(&crate_, Settings::default());
+        let watch = Some(Watch::open(&crate_).unwrap());
+        let mut job = Job { watch, game: crate_, builder, pending: Vec::new(), done, started };
+        // Swap the inotify descriptor for a pipe with no writer: the next wait fails.
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors; the write end is closed at once and
+        // the read end is owned (and closed) by the watch's `Inotify` from here on.
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            libc::close(fds[1]);
+            let watch = job.watch.as_mut().unwrap();
+            libc::close(watch.inotify.fd);
+            watch.inotify.fd = fds[0];
         }
-        assert!(seen.contains(&dir.path().join("sub/lib.rs")), "{seen:?}");
+        let (changed, _) = next_save(&mut job);
+        assert_eq!(changed, [game.join("src/lib.rs")], "a save may have been missed: one build");
+        std::fs::write(game.join("src/sound.rs"), "").unwrap();
+        let (changed, _) = next_save(&mut job);
+        assert_eq!(changed, [game.join("src/sound.rs")], "the new watch sees saves");
     }
 }
