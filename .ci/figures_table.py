@@ -95,7 +95,7 @@ def parse_pass(d):
         g = "spsc_100k_items_two_threads/"
         if all(g + k in est for k in ("handmade_spsc", "rtrb", "mutex_vecdeque")):
             o, r, m = est[g + "handmade_spsc"], est[g + "rtrb"], est[g + "mutex_vecdeque"]
-            f.update(spsc_ours_us=o / 1e3, spsc_rtrb_us=r / 1e3, spsc_mutex_ms=m / 1e6,
+            f.update(spsc_ours_ms=o / 1e6, spsc_rtrb_ms=r / 1e6, spsc_mutex_ms=m / 1e6,
                      spsc_rtrb_over_ours=r / o, spsc_mutex_over_ours=m / o)
     t = read("platform_stats.txt")
     s = stats_line(t) if t else {}
@@ -144,29 +144,34 @@ def parse_audio(t, f):
         f.update(conv800_p50=float(m.group(1)) / 1e3, conv800_p99=float(m.group(2)) / 1e3,
                  conv800_per_frame=float(m.group(1)) / 800)
     under = {}
-    for b, req, ach, u in re.findall(r"^\s+(alsa|sdl)\s+requested\s+([\d.]+) ms -> achieved ([\d.]+) ms, underruns (\d+)", t, re.M):
+    allocs = {}
+    line = r"^\s+(alsa|sdl)\s+requested\s+([\d.]+) ms -> achieved ([\d.]+) ms, underruns (\d+), .*sound_heap_allocs (\d+)"
+    for b, req, ach, u, a in re.findall(line, t, re.M):
         key = f"{b}_{req.replace('.', '_')}"
         f[f"lat_{key}"] = float(ach)
         under[b] = under.get(b, 0) + int(u)
+        allocs[b] = allocs.get(b, 0) + int(a)
     for b, n in under.items():
         f[f"lat_{b}_underruns"] = n
+        f[f"lat_{b}_sound_allocs"] = allocs[b]
     for b in ("alsa", "sdl"):
+        # The first step that had underruns, if the sweep reached one.
+        fail = re.search(rf"sweep {b}\s+([\d.]+) ms for \d+ s: underruns ([1-9]\d*)", t)
+        n = fail.group(2) if fail else ""
+        after = f"; {float(fail.group(1)):g} ms had {n} underrun{'' if n == '1' else 's'}" if fail else ""
         m = re.search(rf"lowest zero-underrun --latency-ms through the null sink \({b}, (\d+) s\): ([\d.]+) ms", t)
         if m:
-            f[f"low_{b}"] = float(m.group(2))
-            low = re.search(rf"sweep {b}\s+{re.escape(m.group(2))}\s+ms .*achieved ([\d.]+) ms", t)
-            if low:
-                f[f"low_{b}_achieved"] = float(low.group(1))
+            low = re.search(rf"sweep {b}\s+{re.escape(m.group(2))}\.0 ms .*achieved ([\d.]+) ms", t)
+            achieved = f" (achieved {low.group(1)} ms)" if low else ""
+            f[f"low_{b}"] = f"{m.group(2)} ms{achieved}{after}"
         elif re.search(rf"{b}: underruns even at 20 ms", t):
-            f[f"low_{b}"] = float("nan")
-        # The first step that had underruns, if the sweep reached one.
-        m = re.search(rf"sweep {b}\s+([\d.]+) ms for \d+ s: underruns ([1-9]\d*)", t)
-        if m:
-            f[f"fail_{b}_ms"], f[f"fail_{b}_underruns"] = float(m.group(1)), int(m.group(2))
+            f[f"low_{b}"] = f"none{after}".replace("none; ", "none: ")
 
 
 def num(v):
-    """Three significant figures, no exponent: 0.0634, 1.28, 22.3, 275, 9100."""
+    """Three significant figures, no exponent: 0.0634, 1.28, 22.3, 275, 9100. Text stays text."""
+    if isinstance(v, str):
+        return v
     if isinstance(v, int):
         return f"{v:,}"
     if v != v:
@@ -215,15 +220,15 @@ ROWS = [
      "{conv_platform_us} µs vs {conv_scalar_us} µs: {conv_gain}x (rounding by +-0.5 and truncating: {conv_trunc_us} µs)",
      "`cargo bench --bench toolkit`"),
     ("ALSA latency, requested -> achieved (mean device delay at write time, 5 s runs)",
-     "33.3 -> {lat_alsa_33_3} ms, 20 -> {lat_alsa_20_0} ms, 10 -> {lat_alsa_10_0} ms; {=lat_alsa_underruns} underruns",
+     "33.3 -> {lat_alsa_33_3} ms, 20 -> {lat_alsa_20_0} ms, 10 -> {lat_alsa_10_0} ms; {=lat_alsa_underruns} underruns and {=lat_alsa_sound_allocs} sound-path allocations in the three runs",
      "`.ci/pulse-null-sink.sh run -- cargo run --release --example audio_report`"),
     ("SDL2 latency, requested -> achieved",
-     "33.3 -> {lat_sdl_33_3} ms, 20 -> {lat_sdl_20_0} ms, 10 -> {lat_sdl_10_0} ms; {=lat_sdl_underruns} underruns "
+     "33.3 -> {lat_sdl_33_3} ms, 20 -> {lat_sdl_20_0} ms, 10 -> {lat_sdl_10_0} ms; {=lat_sdl_underruns} underruns and {=lat_sdl_sound_allocs} sound-path allocations in the three runs "
      "(one SDL device buffer and one frame come on top, see below)",
      "same"),
     ("Lowest `--latency-ms` with zero underruns through the null sink, {audio_seconds} s per step "
      "(20, 15, 10, 8, 6, 5, 4, 3, 2 ms)",
-     "ALSA {low_alsa} ms (achieved {low_alsa_achieved} ms), SDL2 {low_sdl} ms (achieved {low_sdl_achieved} ms). "
+     "ALSA {=low_alsa}; SDL2 {=low_sdl}. "
      "SDL2 counts underruns only as an empty queue at write time, which misses SDL padding a callback "
      "with silence, so its sweep is not a gap-free guarantee",
      "`AUDIO_REPORT_SECONDS={audio_seconds} .ci/pulse-null-sink.sh run -- cargo run --release --example audio_report` "
@@ -235,7 +240,7 @@ ROWS = [
      "{aos_us} µs vs {soa_us} µs: AoS {aos_over_soa}x the SoA time",
      "same"),
     ("SPSC queue, 100k items between two threads: ours vs rtrb vs `Mutex<VecDeque>`",
-     "{spsc_ours_us} µs vs {spsc_rtrb_us} µs vs {spsc_mutex_ms} ms: rtrb {spsc_rtrb_over_ours}x our time, "
+     "{spsc_ours_ms} ms vs {spsc_rtrb_ms} ms vs {spsc_mutex_ms} ms: rtrb {spsc_rtrb_over_ours}x our time, "
      "the mutex {spsc_mutex_over_ours}x",
      "same"),
     ("{=soak_frames} frames offline (one hour of game time at 60 fps), a reload every 300 frames",
@@ -244,6 +249,23 @@ ROWS = [
      "(largest residual {soak_residual} LSB)",
      "`SOAK_REALTIME_MINUTES=0 .ci/soak.sh` (add the real-time part with `SOAK_REALTIME_MINUTES=N`)"),
 ]
+
+# What the Varied column calls a figure.
+LABELS = {
+    "reload_us": "estimate", "plat_reload_p50": "p50", "plat_reload_max": "max", "plat_busy_max": "reload frame",
+    "guard_guarded_ns": "guarded", "guard_bare_ns": "bare", "guard_extra_ns": "on top",
+    "e2h_log": "log median", "e2h_out": "outside median", "e2h_build": "build", "e2h_busy": "reload frame",
+    "demo_p50": "p50", "demo_p99": "p99", "demo_cpu": "CPU", "conv800_p50": "p50", "conv800_p99": "p99",
+    "conv800_per_frame": "per frame", "conv_platform_us": "platform", "conv_scalar_us": "round loop",
+    "conv_gain": "ratio", "conv_trunc_us": "truncating", "arena_ns": "arena", "box_ns": "Box", "bump_ns": "bumpalo",
+    "box_over_arena": "malloc/arena", "arena_over_bump": "arena/bumpalo", "aos_us": "AoS", "soa_us": "SoA",
+    "aos_over_soa": "ratio", "spsc_ours_ms": "ours", "spsc_rtrb_ms": "rtrb", "spsc_mutex_ms": "mutex",
+    "spsc_rtrb_over_ours": "rtrb/ours", "spsc_mutex_over_ours": "mutex/ours", "soak_s": "time",
+    "soak_rss_short": "resident", "soak_rss_long": "resident", "soak_residual": "residual",
+}
+for _b in ("alsa", "sdl"):
+    for _r in ("33_3", "20_0", "10_0"):
+        LABELS[f"lat_{_b}_{_r}"] = _r.replace("_", ".").removesuffix(".0") + " ms"
 
 PLACEHOLDER = re.compile(r"\{(=?)(\w+)(#[12])?\}")
 
@@ -288,7 +310,8 @@ def table(out, args):
         f"(the machine is shared with other builds). Each figure is **pass 1 / pass 2**: two complete "
         f"passes of the script, one after the other; ratios are taken inside one pass. *Varied* is the "
         f"largest difference between the two passes over the row's timings and ratios, "
-        f"|p1 - p2| / min(p1, p2), and which figure it was. Counts shown once were equal in both passes.",
+        f"|p1 - p2| / min(p1, p2), and which figure it was. Bench figures are criterion's point estimates. "
+        f"Counts and text shown once were equal in both passes.",
         "",
         "| What | Figure (pass 1 / pass 2) | Varied | How |",
         "|---|---|---|---|",
@@ -303,7 +326,7 @@ def table(out, args):
             left_out.append(PLACEHOLDER.sub(lambda m: consts.get(m.group(2), "N"), what))
             continue
         worst, key = max(diffs) if diffs else (0.0, "")
-        varied = f"{worst * 100:.0f}% ({key})" if diffs else "-"
+        varied = f"{worst * 100:.0f}% ({LABELS.get(key, key)})" if diffs else ("same in both" if "/" not in f else "differs")
         spread.append((worst, key, w))
         lines.append(f"| {w} | {f} | {varied} | {h} |")
     lines.append("")
