@@ -19,7 +19,6 @@ audio_seconds="${FIGURES_AUDIO_SECONDS:-5}"
 edits="${FIGURES_EDITS:-5}"
 soak_frames="${FIGURES_SOAK_FRAMES:-216000}"
 started=$(date +%s)
-load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 say() { echo "figures: $*" >&2; }
 
@@ -41,6 +40,8 @@ measure() {
 one_pass() {
     local dir=$1
     mkdir -p "$dir"
+    # The load when the pass starts: on a shared machine it explains most of the variation.
+    cut -d' ' -f1-3 /proc/loadavg >"$dir/loadavg"
     measure "$dir/bench_reload.txt" cargo bench --bench reload
     measure "$dir/bench_guard.txt" cargo bench --bench guard
     measure "$dir/bench_toolkit.txt" cargo bench --bench toolkit
@@ -71,7 +72,7 @@ measure_all() {
     local cpu
     cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
     machine="$(nproc) CPUs (nproc), ${cpu:-unknown CPU}, Linux $(uname -r)"
-    declare -p run_date load_at_start elapsed machine audio_seconds edits soak_frames | sed 's/^declare -[-a-z]* //' >"$out/run.env"
+    declare -p run_date elapsed machine audio_seconds edits soak_frames | sed 's/^declare -[-a-z]* //' >"$out/run.env"
 }
 
 if [[ ${1:-} == --table-only ]]; then
@@ -82,7 +83,7 @@ else
     measure_all
 fi
 table=$(python3 .ci/figures_table.py "$out" \
-    --date "$run_date" --machine "$machine" --load "$load_at_start" \
+    --date "$run_date" --machine "$machine" \
     --elapsed "$elapsed" --audio-seconds "$audio_seconds" --edits "$edits" --soak-frames "$soak_frames") \
     || { say "FAILED: building the table from $out"; exit 1; }
 printf '%s\n' "$table" >"$out/table.md"

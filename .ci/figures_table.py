@@ -2,7 +2,7 @@
 """The README figures table from the raw outputs of .ci/figures.sh (two passes).
 
 Usage (called by .ci/figures.sh):
-  figures_table.py OUT_DIR --date D --machine M --load L --elapsed S --audio-seconds N --edits N --soak-frames N
+  figures_table.py OUT_DIR --date D --machine M --elapsed S --audio-seconds N --edits N --soak-frames N
       prints the Markdown section (first line, table, notes) built from OUT_DIR/pass1 and pass2
   figures_table.py --splice README.md TABLE.md
       replaces what is between `<!-- figures:begin -->` and `<!-- figures:end -->` with TABLE.md
@@ -158,14 +158,15 @@ def parse_audio(t, f):
         # The first step that had underruns, if the sweep reached one.
         fail = re.search(rf"sweep {b}\s+([\d.]+) ms for \d+ s: underruns ([1-9]\d*)", t)
         n = fail.group(2) if fail else ""
-        after = f"; {float(fail.group(1)):g} ms had {n} underrun{'' if n == '1' else 's'}" if fail else ""
+        after = f"{float(fail.group(1)):g} ms had {n} underrun{'' if n == '1' else 's'}" if fail else ""
         m = re.search(rf"lowest zero-underrun --latency-ms through the null sink \({b}, (\d+) s\): ([\d.]+) ms", t)
         if m:
             low = re.search(rf"sweep {b}\s+{re.escape(m.group(2))}\.0 ms .*achieved ([\d.]+) ms", t)
-            achieved = f" (achieved {low.group(1)} ms)" if low else ""
-            f[f"low_{b}"] = f"{m.group(2)} ms{achieved}{after}"
+            notes = [f"achieved {low.group(1)} ms"] if low else []
+            notes += [after] if after else []
+            f[f"low_{b}"] = f"{m.group(2)} ms ({'; '.join(notes)})" if notes else f"{m.group(2)} ms"
         elif re.search(rf"{b}: underruns even at 20 ms", t):
-            f[f"low_{b}"] = f"none{after}".replace("none; ", "none: ")
+            f[f"low_{b}"] = f"none ({after})" if after else "none"
 
 
 def num(v):
@@ -303,11 +304,12 @@ def render(template, p1, p2, consts, diffs):
 
 def table(out, args):
     p1, p2 = parse_pass(out / "pass1"), parse_pass(out / "pass2")
+    loads = [(out / p / "loadavg").read_text().split()[0] if (out / p / "loadavg").exists() else "?" for p in ("pass1", "pass2")]
     consts = {"audio_seconds": args.audio_seconds, "edits": args.edits}
     lines = [
         f"Generated {args.date} by `bash .ci/figures.sh` (this run took {args.elapsed // 60} min "
-        f"{args.elapsed % 60} s) on {args.machine}; load average at the start {args.load} "
-        f"(the machine is shared with other builds). Each figure is **pass 1 / pass 2**: two complete "
+        f"{args.elapsed % 60} s) on {args.machine}; load average (1 min) {loads[0]} when pass 1 started and "
+        f"{loads[1]} when pass 2 did (the machine is shared with other builds). Each figure is **pass 1 / pass 2**: two complete "
         f"passes of the script, one after the other; ratios are taken inside one pass. *Varied* is the "
         f"largest difference between the two passes over the row's timings and ratios, "
         f"|p1 - p2| / min(p1, p2), and which figure it was. Bench figures are criterion's point estimates. "
@@ -353,7 +355,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out", nargs="?")
     ap.add_argument("--splice", nargs=2, metavar=("README", "TABLE"))
-    for a in ("date", "machine", "load"):
+    for a in ("date", "machine"):
         ap.add_argument(f"--{a}", default="?")
     for a in ("elapsed", "audio-seconds", "edits", "soak-frames"):
         ap.add_argument(f"--{a}", type=int, default=0)
