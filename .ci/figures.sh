@@ -50,7 +50,7 @@ one_pass() {
     measure "$dir/demo_report.txt" cargo run --release --quiet --example demo_report
     measure "$dir/audio_report.txt" env AUDIO_REPORT_SECONDS="$audio_seconds" \
         .ci/pulse-null-sink.sh run -- cargo run --release --quiet --example audio_report
-    measure "$dir/edit_to_hear.txt" env EDITS="$edits" cargo run --release --quiet --example edit_to_hear
+    measure "$dir/edit_to_hear.txt" env VARIANTS=final EDITS="$edits" cargo run --release --quiet --example edit_to_hear
     if [[ $soak_frames != 0 ]]; then
         measure "$dir/soak.txt" env SOAK_FRAMES="$soak_frames" SOAK_REALTIME_MINUTES=0 bash .ci/soak.sh
     fi
