@@ -257,3 +257,113 @@ pub fn run_in_process(flags: &[&str]) -> Vec<(String, String)> {
     });
     parse_stats(&report.stats_line).expect("the platform's stats line")
 }
+
+/// What an ALSA playback PCM was granted after asking (the device lessons print both).
+#[derive(Clone, Copy, Debug)]
+pub struct Granted {
+    pub rate: u32,
+    pub buffer: i64,
+    pub period: i64,
+    pub start_threshold: i64,
+}
+
+impl Granted {
+    pub fn ms(&self, frames: i64) -> f64 {
+        frames as f64 * 1e3 / f64::from(self.rate)
+    }
+}
+
+/// Opens `device` for stereo S16 playback the way the course's `snd_pcm_set_params` does
+/// (alsa-lib `pcm.c`): interleaved access, the rate near `rate`, a buffer near `buffer_us`,
+/// periods of a quarter of it, `start_threshold = (buffer / period) * period` (so it starts
+/// only once the buffer is full) and `avail_min = period`. `start` overrides the threshold.
+pub fn open_playback(
+    device: &str,
+    rate: u32,
+    buffer_us: u32,
+    start: Option<i64>,
+) -> alsa::Result<(alsa::PCM, Granted)> {
+    use alsa::pcm::{Access, Format, HwParams};
+    use alsa::{Direction, ValueOr};
+    let pcm = alsa::PCM::new(device, Direction::Playback, false)?;
+    let granted_rate = {
+        let hw = HwParams::any(&pcm)?;
+        hw.set_access(Access::RWInterleaved)?;
+        hw.set_format(Format::s16())?;
+        hw.set_channels(2)?;
+        let granted_rate = hw.set_rate_near(rate, ValueOr::Nearest)?;
+        hw.set_buffer_time_near(buffer_us, ValueOr::Nearest)?;
+        hw.set_period_time_near(buffer_us / 4, ValueOr::Nearest)?;
+        pcm.hw_params(&hw)?;
+        granted_rate
+    };
+    let (buffer, period) = {
+        let hw = pcm.hw_params_current()?;
+        (hw.get_buffer_size()?, hw.get_period_size()?)
+    };
+    let threshold = start.unwrap_or((buffer / period.max(1)) * period);
+    {
+        let sw = pcm.sw_params_current()?;
+        sw.set_start_threshold(threshold)?;
+        sw.set_avail_min(period)?;
+        pcm.sw_params(&sw)?;
+    }
+    Ok((pcm, Granted { rate: granted_rate, buffer, period, start_threshold: threshold }))
+}
+
+/// The one line a device lesson prints when no device opens, then a non-zero exit: it never
+/// prints figures it did not measure.
+pub fn no_device(device: &str, error: &alsa::Error) -> ! {
+    eprintln!(
+        "no device: ALSA `{device}` did not open ({}: {error}); nothing measured (tests run this under .ci/pulse-null-sink.sh)",
+        errno_name(error.errno())
+    );
+    std::process::exit(1);
+}
+
+/// Opens like `open_playback` or ends the lesson through `no_device`.
+pub fn open_or_exit(device: &str, rate: u32, buffer_us: u32, start: Option<i64>) -> (alsa::PCM, Granted) {
+    open_playback(device, rate, buffer_us, start).unwrap_or_else(|e| no_device(device, &e))
+}
+
+/// The symbolic name of an errno value (the ones ALSA playback returns), else its number.
+pub fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        libc::ENOENT => "ENOENT",
+        libc::EINVAL => "EINVAL",
+        libc::EPIPE => "EPIPE",
+        libc::EBADFD => "EBADFD",
+        libc::EBUSY => "EBUSY",
+        libc::EAGAIN => "EAGAIN",
+        libc::ESTRPIPE => "ESTRPIPE",
+        libc::ENODEV => "ENODEV",
+        libc::ENXIO => "ENXIO",
+        libc::EIO => "EIO",
+        libc::EPERM => "EPERM",
+        libc::ENOTTY => "ENOTTY",
+        _ => return format!("errno {errno}"),
+    };
+    name.to_string()
+}
+
+/// A stereo S16 sine (440 Hz, -12 dBFS) that carries its phase across calls.
+pub struct Tone {
+    phase: f64,
+    step: f64,
+}
+
+impl Tone {
+    pub fn new(rate: u32) -> Self {
+        Self { phase: 0.0, step: 440.0 * std::f64::consts::TAU / f64::from(rate) }
+    }
+
+    /// Fills `out` (interleaved L R) and returns it.
+    pub fn fill<'a>(&mut self, out: &'a mut [i16]) -> &'a [i16] {
+        for frame in out.chunks_exact_mut(2) {
+            let s = (self.phase.sin() * 8192.0) as i16;
+            frame.fill(s);
+            self.phase = (self.phase + self.step) % std::f64::consts::TAU;
+        }
+        out
+    }
+}
