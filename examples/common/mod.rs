@@ -367,3 +367,106 @@ impl Tone {
         out
     }
 }
+
+/// What one stall did to a playing device (`stall_run`).
+#[derive(Clone, Debug)]
+pub struct StallOutcome {
+    pub granted: Granted,
+    /// avail and delay read just after the stall, before any write (or the errno it gave).
+    pub after_stall: Result<(i64, i64), i32>,
+    /// Errors seen by the writes and status reads over the run: EPIPE (underrun) and others.
+    pub epipe: u32,
+    pub other_errors: u32,
+    /// From each EPIPE to the device running again (recover, then refill to start_threshold).
+    pub recovery_ms: Vec<f64>,
+    /// Start-to-start gaps between writes, ms.
+    pub write_gaps_ms: Vec<f64>,
+}
+
+/// Plays a tone on `device` (buffer near `buffer_ms`) for `run_ms`, keeping the buffer full,
+/// and stalls once for `stall_ms` at 40% of the run. `pull`: the loop waits for the device to
+/// ask (`snd_pcm_wait`) and writes one period; push: the loop wakes on its own 5 ms clock and
+/// writes whatever fits. Either way the stall sits where the sound is made, before the write.
+pub fn stall_run(device: &str, buffer_ms: u32, stall_ms: u64, run_ms: u64, pull: bool) -> StallOutcome {
+    use std::time::Duration;
+    let (pcm, g) = open_or_exit(device, 48_000, buffer_ms * 1000, None);
+    let io = pcm.io_i16().expect("S16 I/O");
+    let mut tone = Tone::new(g.rate);
+    let mut buf = vec![0i16; 2 * g.buffer as usize];
+    let start = Instant::now();
+    let (stall_at, end) = (start + Duration::from_millis(run_ms * 2 / 5), start + Duration::from_millis(run_ms));
+    let mut out = StallOutcome {
+        granted: g,
+        after_stall: Ok((0, 0)),
+        epipe: 0,
+        other_errors: 0,
+        recovery_ms: Vec::new(),
+        write_gaps_ms: Vec::new(),
+    };
+    let (mut stalled, mut xrun_at, mut last_write) = (false, None::<Instant>, None::<Instant>);
+    let failed = |e: alsa::Error, out: &mut StallOutcome, xrun_at: &mut Option<Instant>| {
+        if e.errno() == libc::EPIPE {
+            out.epipe += 1;
+            xrun_at.get_or_insert_with(Instant::now);
+        } else {
+            out.other_errors += 1;
+        }
+        pcm.try_recover(e, true).expect("recover");
+    };
+    while Instant::now() < end {
+        if pull && pcm.state() == alsa::pcm::State::Running {
+            let _ = pcm.wait(Some(200));
+        } else {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let just_stalled = !stalled && Instant::now() >= stall_at;
+        if just_stalled {
+            stalled = true;
+            std::thread::sleep(Duration::from_millis(stall_ms));
+        }
+        let (avail, _) = match pcm.avail_delay() {
+            Ok(v) => {
+                if just_stalled {
+                    out.after_stall = Ok(v);
+                }
+                v
+            }
+            Err(e) => {
+                if just_stalled {
+                    out.after_stall = Err(e.errno());
+                }
+                failed(e, &mut out, &mut xrun_at);
+                continue;
+            }
+        };
+        let frames = if pull { g.period.min(avail) } else { avail };
+        if frames <= 0 || (pull && avail < g.period && pcm.state() == alsa::pcm::State::Running) {
+            continue;
+        }
+        let now = Instant::now();
+        if let Some(prev) = last_write.replace(now) {
+            out.write_gaps_ms.push((now - prev).as_secs_f64() * 1e3);
+        }
+        let samples = &mut buf[..2 * frames.min(g.buffer) as usize];
+        if let Err(e) = io.writei(tone.fill(samples)) {
+            failed(e, &mut out, &mut xrun_at);
+            continue;
+        }
+        if let Some(at) = xrun_at {
+            if pcm.state() == alsa::pcm::State::Running {
+                out.recovery_ms.push(at.elapsed().as_secs_f64() * 1e3);
+                xrun_at = None;
+            }
+        }
+    }
+    let _ = pcm.drop();
+    out
+}
+
+/// How `after_stall` reads in a table.
+pub fn after_stall_text(o: &StallOutcome) -> String {
+    match o.after_stall {
+        Ok((avail, delay)) => format!("avail {avail} delay {delay}"),
+        Err(errno) => errno_name(errno),
+    }
+}
