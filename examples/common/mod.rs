@@ -376,6 +376,8 @@ pub struct StallOutcome {
     pub after_stall: Result<(i64, i64), i32>,
     /// Errors seen by the writes and status reads over the run: EPIPE (underrun) and others.
     pub epipe: u32,
+    /// Of `epipe`, those before the stall: underruns the stall did not cause (a loaded machine).
+    pub epipe_before_stall: u32,
     pub other_errors: u32,
     /// From each EPIPE to the device running again (recover, then refill to start_threshold).
     pub recovery_ms: Vec<f64>,
@@ -399,6 +401,7 @@ pub fn stall_run(device: &str, buffer_ms: u32, stall_ms: u64, run_ms: u64, pull:
         granted: g,
         after_stall: Ok((0, 0)),
         epipe: 0,
+        epipe_before_stall: 0,
         other_errors: 0,
         recovery_ms: Vec::new(),
         write_gaps_ms: Vec::new(),
@@ -421,6 +424,7 @@ pub fn stall_run(device: &str, buffer_ms: u32, stall_ms: u64, run_ms: u64, pull:
         }
         let just_stalled = !stalled && Instant::now() >= stall_at;
         if just_stalled {
+            out.epipe_before_stall = out.epipe;
             stalled = true;
             std::thread::sleep(Duration::from_millis(stall_ms));
         }
