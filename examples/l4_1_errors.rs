@@ -165,7 +165,7 @@ fn main() {
             find("write after snd_pcm_drop")
         ),
         &format!(
-            "`default` opened twice {} here (EBUSY is a `hw:` device's answer to a second open, and hw:0,0 gave {}); the EPIPE came from the write after the queue ran dry, an underrun, and snd_pcm_recover fixed it; the wrong-state writes gave {} (OPEN) and {} (SETUP), and configuring or prepare fixes them",
+            "`default` opened twice {} here (EBUSY is a `hw:` device's answer to a second open, and hw:0,0 gave {}); the EPIPE came from the write after the queue ran dry, an underrun, and snd_pcm_recover fixed it; the wrong-state writes gave {} and {}, and configuring or prepare fixes them",
             if find("open `default`") == "ok" { "without EBUSY: it is shared" } else { "with an error" },
             find("open hw"),
             find("write before"),
