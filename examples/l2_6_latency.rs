@@ -27,13 +27,13 @@ fn measure(device: &str, requested_ms: u32, ms: u64) -> (Granted, Vec<f64>, u32)
                 Ok(d) => delays.push(g.ms(d)),
                 Err(e) => {
                     underruns += 1;
-                    pcm.try_recover(e, true).expect("recover");
+                    recover(&pcm, e);
                 }
             }
         }
         if let Err(e) = io.writei(tone.fill(&mut chunk)) {
             underruns += 1;
-            pcm.try_recover(e, true).expect("recover");
+            recover(&pcm, e);
         }
     }
     let _ = pcm.drop();

@@ -59,16 +59,18 @@ fn main() {
     let io = pcm.io_i16().expect("S16 I/O");
     let mut chunk = vec![0i16; 2 * g.period as usize];
     let (mut sums, mut delays) = (Vec::new(), Vec::new());
-    let (mut negative, mut trace) = (0, Vec::new());
+    let (mut negative, mut trace, mut errors) = (0, Vec::new(), Vec::<String>::new());
     let start = Instant::now();
     let end = start + Duration::from_millis(pick(5_000, 1_000));
     while Instant::now() < end {
         // Wait until a period fits, as a pull loop does, then measure and write.
-        pcm.wait(Some(1000)).expect("wait");
+        if pcm.state() == State::Running {
+            let _ = pcm.wait(Some(1000));
+        }
         let (avail, delay) = match pcm.avail_delay() {
             Ok(v) => v,
             Err(e) => {
-                pcm.try_recover(e, true).expect("recover");
+                errors.push(errno_name(recover(&pcm, e)));
                 continue;
             }
         };
@@ -78,11 +80,22 @@ fn main() {
         trace.push((start.elapsed().as_secs_f64() * 1e3, (avail + delay - g.buffer) as f64));
         if avail >= g.period {
             if let Err(e) = io.writei(tone.fill(&mut chunk)) {
-                pcm.try_recover(e, true).expect("recover");
+                errors.push(errno_name(recover(&pcm, e)));
             }
         }
     }
-    println!("buffer {} frames ({:.1} ms), period {}; {} samples", g.buffer, g.ms(g.buffer), g.period, sums.len());
+    println!(
+        "buffer {} frames ({:.1} ms), period {}; {} samples; errors recovered from: {}",
+        g.buffer,
+        g.ms(g.buffer),
+        g.period,
+        sums.len(),
+        if errors.is_empty() { "none".to_string() } else { errors.join(", ") }
+    );
+    if sums.is_empty() {
+        eprintln!("no device: `{device}` never ran in the paced part; nothing measured");
+        std::process::exit(1);
+    }
     let d = report("avail + delay - buffer", &sums, "frames");
     let q = report("delay", &delays, "ms");
     verdict(

@@ -104,7 +104,7 @@ fn audio_first_or_last(device: &str) {
                     gap.push((now - prev).as_secs_f64() * 1e3);
                 }
                 if let Err(e) = io.writei(tone.fill(&mut chunk)) {
-                    pcm.try_recover(e, true).expect("recover");
+                    recover(&pcm, e);
                 }
             };
             if first {
