@@ -625,3 +625,49 @@ pub fn recover(pcm: &alsa::PCM, error: alsa::Error) -> i32 {
     }
     errno
 }
+
+/// The calling thread's scheduling: `Ok` when `policy` (libc::SCHED_OTHER/SCHED_FIFO) at
+/// `priority` was set, `Err(errno name)` when the kernel refused (EPERM without the right).
+pub fn set_thread_policy(policy: i32, priority: i32) -> Result<(), String> {
+    let param = libc::sched_param { sched_priority: priority };
+    // SAFETY: pthread_self is always valid for the calling thread; `param` outlives the call.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), policy, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(errno_name(rc))
+    }
+}
+
+/// Pins the calling thread to `cpu`; Err names the errno.
+pub fn pin_thread(cpu: usize) -> Result<(), String> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it for cpu < 1024.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)))
+    }
+}
+
+/// RLIMIT_RTPRIO (soft, hard), whether this process runs as root, and whether an rtkit
+/// daemon is running (its process found in /proc): the ways to get real-time priority.
+pub fn realtime_rights() -> String {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills the struct we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &mut limit) };
+    let show = |v: libc::rlim_t| if v == libc::RLIM_INFINITY { "unlimited".to_string() } else { v.to_string() };
+    let rtprio = if rc == 0 { format!("{}/{}", show(limit.rlim_cur), show(limit.rlim_max)) } else { "unreadable".into() };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let rtkit = std::fs::read_dir("/proc").ok().is_some_and(|dir| {
+        dir.flatten().any(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "rtkit-daemon"))
+    });
+    format!(
+        "RLIMIT_RTPRIO soft/hard {rtprio}; euid 0 (root, CAP_SYS_NICE): {root}; rtkit-daemon running: {rtkit}"
+    )
+}
