@@ -32,11 +32,19 @@ fn main() {
     let start = Instant::now();
     let mut trace = Vec::new();
     for n in 0..writes {
-        io.writei(tone.fill(&mut chunk)).expect("write while playing");
-        let (avail, delay) = pcm.avail_delay().expect("avail/delay");
+        if let Err(e) = io.writei(tone.fill(&mut chunk)) {
+            println!("{n:>5} write: {}", errno_name(recover(&pcm, e)));
+            continue;
+        }
         let t = start.elapsed().as_secs_f64() * 1e3;
-        trace.push((t, avail, delay));
-        println!("{n:>5} {t:>8.1} {avail:>7} {delay:>7} {:>9} {:>10?}", avail + delay - g.buffer, pcm.state());
+        match pcm.avail_delay() {
+            Ok((avail, delay)) => {
+                trace.push((t, avail, delay));
+                println!("{n:>5} {t:>8.1} {avail:>7} {delay:>7} {:>9} {:>10?}", avail + delay - g.buffer, pcm.state());
+            }
+            // A sound server's plugin may have no timing to report yet (before its stream runs).
+            Err(e) => println!("{n:>5} {t:>8.1} {:>7} {:>7} {:>9} {:>10?}", "-", errno_name(e.errno()), "-", pcm.state()),
+        }
     }
 
     // Sleep past what is queued: the device runs dry while nobody writes.

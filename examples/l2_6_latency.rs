@@ -25,15 +25,11 @@ fn measure(device: &str, requested_ms: u32, ms: u64) -> (Granted, Vec<f64>, u32)
             let _ = pcm.wait(Some(500));
             match pcm.delay() {
                 Ok(d) => delays.push(g.ms(d)),
-                Err(e) => {
-                    underruns += 1;
-                    recover(&pcm, e);
-                }
+                Err(e) => underruns += u32::from(recover(&pcm, e) == libc::EPIPE),
             }
         }
         if let Err(e) = io.writei(tone.fill(&mut chunk)) {
-            underruns += 1;
-            recover(&pcm, e);
+            underruns += u32::from(recover(&pcm, e) == libc::EPIPE);
         }
     }
     let _ = pcm.drop();

@@ -26,13 +26,15 @@ fn main() {
     let until = Instant::now() + Duration::from_millis(pick(500, 200));
     while Instant::now() < until {
         polls += 1;
-        if pcm.avail().expect("avail") > chunk_frames {
+        if pcm.avail().is_ok_and(|a| a > chunk_frames) {
             io.writei(tone.fill(&mut chunk)).expect("write");
             writes += 1;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let (avail, delay) = pcm.avail_delay().expect("avail/delay");
+    let avail = pcm.avail().unwrap_or_else(|e| no_device(device, &e));
+    // A plugin may have no delay to report for a stream that never started.
+    let delay = pcm.delay().map_or_else(|e| errno_name(e.errno()), |d| d.to_string());
     let state = pcm.state();
     println!(
         "buffer {} frames, chunk {chunk_frames}, start_threshold {}; Ex1 loop (write while avail > chunk) for {polls} polls: {writes} writes, then avail {avail}, delay {delay}, state {state:?}",
