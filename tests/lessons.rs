@@ -25,6 +25,8 @@ const LESSONS: &[&str] = &[
     "l3_2_avail_delay",
     "l3_4_underruns",
     "l4_1_errors",
+    "l7_1_sched",
+    "l7_3_inversion",
     "l4_4_clicks",
     "l5_2_buffers",
     "l5_3_phase",
@@ -50,6 +52,8 @@ const TIMED: &[&str] = &[
     "l2_6_latency",
     "l3_2_avail_delay",
     "l3_4_underruns",
+    "l7_1_sched",
+    "l7_3_inversion",
     "l5_2_buffers", "l5_5_alloc", "l5_5_soa", "l8_2_simd", "l8_3_spsc", "l9_1_mixer"];
 /// Lessons that draw a picture (waveforms, phase, pan, timing distributions).
 const PLOTTED: &[&str] = &[
@@ -61,6 +65,7 @@ const PLOTTED: &[&str] = &[
     "l2_6_latency",
     "l3_2_avail_delay",
     "l3_4_underruns",
+    "l7_1_sched",
     "l4_4_clicks",
     "l5_2_buffers",
     "l5_3_phase",
@@ -163,11 +168,12 @@ fn check_structure(name: &str, out: &str) {
 }
 
 /// Runs lesson `name` and checks that its output says each of `needles`.
-fn lesson_prints(name: &str, needles: &[&str]) {
+fn lesson_prints(name: &str, needles: &[&str]) -> String {
     let out = run_lesson(name);
     for needle in needles {
         assert!(out.contains(needle), "{name}: expected `{needle}` in\n{out}");
     }
+    out
 }
 
 /// Runs a device lesson (skipped without pulseaudio outside CI) and checks its needles.
@@ -255,6 +261,37 @@ fn l4_1_errors_tabulates_every_scenario() {
     let start = out.lines().position(|l| l.starts_with("scenario ")).expect("the table header");
     let rows = out.lines().skip(start + 1).take_while(|l| !l.starts_with("claim: ")).count();
     assert_eq!(rows, 8, "8 scenarios:\n{out}");
+}
+
+#[test]
+fn l7_1_sched_measures_three_cases() {
+    let out = run_lesson("l7_1_sched");
+    assert!(out.contains("rights: RLIMIT_RTPRIO"), "{out}");
+    assert!(out.contains("sched_rt_runtime_us = "), "{out}");
+    // Each case is measured or says it was refused: never a figure for a refused policy.
+    let measured = count_lines(&out, "SCHED_") - out.lines().filter(|l| l.contains("refused")).count();
+    let lateness = out.lines().filter(|l| l.contains(": lateness")).count();
+    assert_eq!(measured, 2 * lateness, "a timer-slack line and a lateness line per measured case:\n{out}");
+    assert!(out.contains("(n=400)") || lateness == 0, "400 wake-ups in quick mode:\n{out}");
+}
+
+#[test]
+fn l7_3_inversion_measures_both_mutexes() {
+    let out = run_lesson("l7_3_inversion");
+    for case in ["L works, plain mutex", "L works, priority inheritance", "L sleeps, plain mutex", "L sleeps, priority inheritance"] {
+        assert!(out.contains(&format!("H's wait, {case}")), "{case}:\n{out}");
+    }
+    assert!(out.contains("(n=2)"), "2 rounds in quick mode:\n{out}");
+    assert!(out.contains("LOW-priority meteorological"), "{out}");
+}
+
+#[test]
+fn l9_2_wav_compares_the_loaders_on_seven_files() {
+    let out = lesson_prints(
+        "l9_2_wav",
+        &["the course's loader 2 of 7", "hound read 6 of 7", "measures 480.0 Hz (+8.8%)", "loops forever"],
+    );
+    assert_eq!(out.lines().filter(|l| l.contains(" frames, ") || l.contains("error: ")).count(), 7, "{out}");
 }
 
 #[test]
