@@ -25,6 +25,7 @@ const LESSONS: &[&str] = &[
     "l3_2_avail_delay",
     "l3_4_underruns",
     "l4_1_errors",
+    "l4_5_markers",
     "l7_1_sched",
     "l7_3_inversion",
     "l4_4_clicks",
@@ -42,7 +43,7 @@ const LESSONS: &[&str] = &[
 
 /// Lessons that open the real ALSA `default` device: run through the null sink.
 const DEVICE: &[&str] =
-    &["l2_3_init", "l2_4_ring", "l2_6_latency", "l3_1_stall", "l3_2_avail_delay", "l3_4_underruns", "l4_1_errors"];
+    &["l2_3_init", "l2_4_ring", "l2_6_latency", "l3_1_stall", "l3_2_avail_delay", "l3_4_underruns", "l4_1_errors", "l4_5_markers"];
 
 /// Lessons whose output includes timing distributions.
 const TIMED: &[&str] = &[
@@ -52,6 +53,7 @@ const TIMED: &[&str] = &[
     "l2_6_latency",
     "l3_2_avail_delay",
     "l3_4_underruns",
+    "l4_5_markers",
     "l7_1_sched",
     "l7_3_inversion",
     "l5_2_buffers", "l5_5_alloc", "l5_5_soa", "l8_2_simd", "l8_3_spsc", "l9_1_mixer"];
@@ -65,6 +67,7 @@ const PLOTTED: &[&str] = &[
     "l2_6_latency",
     "l3_2_avail_delay",
     "l3_4_underruns",
+    "l4_5_markers",
     "l7_1_sched",
     "l4_4_clicks",
     "l5_2_buffers",
@@ -261,6 +264,11 @@ fn l4_1_errors_tabulates_every_scenario() {
     let start = out.lines().position(|l| l.starts_with("scenario ")).expect("the table header");
     let rows = out.lines().skip(start + 1).take_while(|l| !l.starts_with("claim: ")).count();
     assert_eq!(rows, 8, "8 scenarios:\n{out}");
+}
+
+#[test]
+fn l4_5_markers_reads_the_platforms_sync_dump() {
+    device_lesson_prints("l4_5_markers", &["64 markers kept of 180 frames", "(n=63)", "audio: alsa"]);
 }
 
 #[test]
