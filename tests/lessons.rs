@@ -303,6 +303,19 @@ fn l9_2_wav_compares_the_loaders_on_seven_files() {
 }
 
 #[test]
+fn l9_3_events_loses_the_64th_event_and_finds_the_first_sample() {
+    lesson_prints(
+        "l9_3_events",
+        &[
+            "64 unread events: the course's queue reads back 0, the toolkit's 64 (refused 0)",
+            "65: the course's reads 1, the toolkit refuses 1",
+            "two runs without it identical: true",
+            "after the write cursor of the event's frame",
+        ],
+    );
+}
+
+#[test]
 fn l1_hot_reload_continues_the_waveform() {
     lesson_prints("l1_hot_reload", &["reload_failures=0", "(continuous)"]);
 }
