@@ -43,7 +43,7 @@ const LESSONS: &[&str] = &[
 
 /// Lessons that open the real ALSA `default` device: run through the null sink.
 const DEVICE: &[&str] =
-    &["l2_3_init", "l2_4_ring", "l2_6_latency", "l3_1_stall", "l3_2_avail_delay", "l3_4_underruns", "l4_1_errors", "l4_5_markers"];
+    &["l2_3_init", "l2_4_ring", "l2_6_latency", "l3_1_stall", "l3_2_avail_delay", "l3_4_underruns", "l4_1_errors", "l4_5_markers", "l6_2_pulse"];
 
 /// Lessons whose output includes timing distributions.
 const TIMED: &[&str] = &[
@@ -54,6 +54,7 @@ const TIMED: &[&str] = &[
     "l3_2_avail_delay",
     "l3_4_underruns",
     "l4_5_markers",
+    "l6_2_pulse",
     "l7_1_sched",
     "l7_3_inversion",
     "l5_2_buffers", "l5_5_alloc", "l5_5_soa", "l8_2_simd", "l8_3_spsc", "l9_1_mixer"];
@@ -68,6 +69,7 @@ const PLOTTED: &[&str] = &[
     "l3_2_avail_delay",
     "l3_4_underruns",
     "l4_5_markers",
+    "l6_2_pulse",
     "l7_1_sched",
     "l4_4_clicks",
     "l5_2_buffers",
@@ -269,6 +271,14 @@ fn l4_1_errors_tabulates_every_scenario() {
 #[test]
 fn l4_5_markers_reads_the_platforms_sync_dump() {
     device_lesson_prints("l4_5_markers", &["64 markers kept of 180 frames", "(n=63)", "audio: alsa"]);
+}
+
+#[test]
+fn l6_2_pulse_measures_both_tlengths() {
+    device_lesson_prints(
+        "l6_2_pulse",
+        &["pa_simple latency, tlength 1000 ms", "pa_simple latency, tlength 20 ms", "(n=60)", "pa_simple_new", "(n=10)"],
+    );
 }
 
 #[test]
