@@ -17,6 +17,7 @@ use handmade_support::{build_game_variant, example_binary};
 const LESSONS: &[&str] = &[
     "l1_hot_reload",
     "l1_2_dlsym",
+    "l1_3_stubs",
     "l2_1_syscalls",
     "l2_3_init",
     "l2_4_ring",
@@ -201,6 +202,14 @@ fn count_lines(out: &str, prefix: &str) -> usize {
 #[test]
 fn l1_2_dlsym_reads_the_symbol_table() {
     lesson_prints("l1_2_dlsym", &["symbols in .gnu.hash", "dlsym returned an address"]);
+}
+
+#[test]
+fn l1_3_stubs_counts_every_stub_call() {
+    lesson_prints(
+        "l1_3_stubs",
+        &["stub -> -1; dlopen(libasound.so.2): ok; then -> 16", "100 calls: 100 answered -1, stub calls counted 100", "exit Some(1), 1 line(s)"],
+    );
 }
 
 #[test]
