@@ -160,7 +160,9 @@ fn parse_legend(text: &str, series: usize) -> Legend {
     Legend {
         x,
         y: y.to_string(),
-        labels: (0..series).map(|k| item(k).unwrap_or_else(|| format!("series {}", k + 1))).collect(),
+        labels: (0..series)
+            .map(|k| item(k).unwrap_or_else(|| if series == 1 { y.to_string() } else { format!("series {}", k + 1) }))
+            .collect(),
         markers: item(series),
     }
 }
