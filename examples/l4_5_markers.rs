@@ -40,6 +40,7 @@ fn main() {
         .arg(&game)
         .arg("--sync-dump")
         .arg(&dump)
+        .env("RUST_LOG", "info") // the `audio:` line says which backend ran
         .output()
         .expect("run the platform");
     let stderr = String::from_utf8_lossy(&output.stderr);

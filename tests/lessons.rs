@@ -208,7 +208,7 @@ fn l1_2_dlsym_reads_the_symbol_table() {
 fn l1_3_stubs_counts_every_stub_call() {
     lesson_prints(
         "l1_3_stubs",
-        &["stub -> -1; dlopen(libasound.so.2): ok; then -> 16", "100 calls: 100 answered -1, stub calls counted 100", "exit Some(1), 1 line(s)"],
+        &["stub -> -1; dlopen(libasound.so.2): ok; then -> 16", "100 calls: 100 answered -1, stub calls counted 100", "exit status Some(1), 1 line(s) on stderr"],
     );
 }
 
