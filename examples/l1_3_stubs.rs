@@ -86,7 +86,7 @@ impl Drop for Alsa {
     fn drop(&mut self) {
         if !self.handle.is_null() {
             self.format_width = format_width_stub; // never call into a closed library
-            // SAFETY: the handle came from dlopen and is closed once.
+                                                   // SAFETY: the handle came from dlopen and is closed once.
             unsafe { libc::dlclose(self.handle) };
         }
     }
@@ -140,7 +140,12 @@ fn main() {
         .expect("run the platform");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    println!("platform --game-lib {} -> exit {:?}, stderr: {}", game.display(), output.status.code(), lines.join(" | "));
+    println!(
+        "platform --game-lib {} -> exit {:?}, stderr: {}",
+        game.display(),
+        output.status.code(),
+        lines.join(" | ")
+    );
     verdict(
         "L1.3's pattern carried over to the game library: a missing one runs on stubs",
         &format!("exit status {:?}, {} line(s) on stderr", output.status.code(), lines.len()),

@@ -52,7 +52,8 @@ fn main() {
     println!("`{device}` resolves to: {}", resolves_to(&probe));
     drop(probe);
 
-    let formats = [("S16_LE", Format::s16()), ("FLOAT_LE", Format::float()), ("S32_LE", Format::s32()), ("U8", Format::U8)];
+    let formats =
+        [("S16_LE", Format::s16()), ("FLOAT_LE", Format::float()), ("S32_LE", Format::s32()), ("U8", Format::U8)];
     let rates = [8_000u32, 44_100, 48_000, 96_000, 999_999];
     println!("each rate asked exactly: ok, or the errno and then the rate set_rate_near granted instead");
     print!("{:<14} {:<9}", "device", "format");

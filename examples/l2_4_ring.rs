@@ -43,7 +43,9 @@ fn main() {
                 println!("{n:>5} {t:>8.1} {avail:>7} {delay:>7} {:>9} {:>10?}", avail + delay - g.buffer, pcm.state());
             }
             // A sound server's plugin may have no timing to report yet (before its stream runs).
-            Err(e) => println!("{n:>5} {t:>8.1} {:>7} {:>7} {:>9} {:>10?}", "-", errno_name(e.errno()), "-", pcm.state()),
+            Err(e) => {
+                println!("{n:>5} {t:>8.1} {:>7} {:>7} {:>9} {:>10?}", "-", errno_name(e.errno()), "-", pcm.state())
+            }
         }
     }
 

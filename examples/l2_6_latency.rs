@@ -39,14 +39,22 @@ fn measure(device: &str, requested_ms: u32, ms: u64) -> (Granted, Vec<f64>, u32)
 fn main() {
     header("L2.6", "requested latency, granted buffer, measured delay");
     let run_ms = pick(2000, 500);
-    println!("{:<14} {:>8} {:>14} {:>8} {:>28} {:>9}", "path", "asked ms", "granted frames", "ms", "delay p50/p99/max ms", "underruns");
+    println!(
+        "{:<14} {:>8} {:>14} {:>8} {:>28} {:>9}",
+        "path", "asked ms", "granted frames", "ms", "delay p50/p99/max ms", "underruns"
+    );
     let mut rows = Vec::new();
     let mut series = Vec::new();
     for device in ["default", "plug:default"] {
         for requested in [10u32, 25, 50] {
             let (g, delays, underruns) = measure(device, requested, run_ms);
             if delays.is_empty() {
-                println!("{device:<14} {requested:>8} {:>14} {:>8.1} {:>28} {underruns:>9}", g.buffer, g.ms(g.buffer), "never ran");
+                println!(
+                    "{device:<14} {requested:>8} {:>14} {:>8.1} {:>28} {underruns:>9}",
+                    g.buffer,
+                    g.ms(g.buffer),
+                    "never ran"
+                );
                 continue;
             }
             let d = dist(&delays);
@@ -70,23 +78,46 @@ fn main() {
     let mut sdl = Vec::new();
     for requested in [10u32, 25, 50] {
         let latency = requested.to_string();
-        let stats = run_in_process(&["--headless", "--no-rebuild", "--audio", "sdl", "--latency-ms", &latency, "--frames", &frames]);
+        let stats = run_in_process(&[
+            "--headless",
+            "--no-rebuild",
+            "--audio",
+            "sdl",
+            "--latency-ms",
+            &latency,
+            "--frames",
+            &frames,
+        ]);
         let achieved: f64 = stat(&stats, "latency_ms").parse().expect("latency_ms");
         let underruns = stat(&stats, "underruns");
-        println!("{:<14} {requested:>8} {:>14} {:>8} {:>28} {underruns:>9}", "sdl2 (platform)", "-", "-", format!("mean {achieved:.1}"));
+        println!(
+            "{:<14} {requested:>8} {:>14} {:>8} {:>28} {underruns:>9}",
+            "sdl2 (platform)",
+            "-",
+            "-",
+            format!("mean {achieved:.1}")
+        );
         sdl.push((requested, achieved));
     }
     let at = |dev: &str, r: u32| rows.iter().find(|x| x.0 == dev && x.1 == r);
-    let granted: Vec<String> = [10u32, 25, 50].iter().filter_map(|&r| at("default", r).map(|x| format!("{r} ms -> {}", x.2.buffer))).collect();
+    let granted: Vec<String> =
+        [10u32, 25, 50].iter().filter_map(|&r| at("default", r).map(|x| format!("{r} ms -> {}", x.2.buffer))).collect();
     verdict(
         "requested 10/25/50 ms are granted 512/1200/2400 frames",
         &format!("`default` granted {}", granted.join(", ")),
         "the granted buffer is what this device's configuration space allows nearest the request; the figures come from hw_params_current after hw_params, not from the request",
     );
-    let beyond: Vec<String> = rows.iter().map(|(dev, r, g, d)| format!("{dev} {r} ms: delay p50 {:.1} ms vs buffer {:.1} ms", d.p50, g.ms(g.buffer))).collect();
+    let beyond: Vec<String> = rows
+        .iter()
+        .map(|(dev, r, g, d)| format!("{dev} {r} ms: delay p50 {:.1} ms vs buffer {:.1} ms", d.p50, g.ms(g.buffer)))
+        .collect();
     verdict(
         "the latency is the buffer size (33 ms buffer, 33 ms latency)",
-        &format!("{}; SDL2 mean queued {}", beyond.join("; "), sdl.iter().map(|(r, a)| format!("{r} ms -> {a:.1} ms")).collect::<Vec<_>>().join(", ")),
+        &format!(
+            "{}; SDL2 mean queued {}",
+            beyond.join("; "),
+            sdl.iter().map(|(r, a)| format!("{r} ms -> {a:.1} ms")).collect::<Vec<_>>().join(", ")
+        ),
         &{
             let ratios: Vec<f64> = rows.iter().map(|(_, _, g, d)| d.p50 / g.ms(g.buffer)).collect();
             let (lo, hi) = ratios.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
@@ -98,7 +129,8 @@ fn main() {
             )
         },
     );
-    let plot_series: Vec<(String, Vec<f64>)> = series.iter().map(|(r, d)| (format!("asked {r} ms"), d.clone())).collect();
+    let plot_series: Vec<(String, Vec<f64>)> =
+        series.iter().map(|(r, d)| (format!("asked {r} ms"), d.clone())).collect();
     let refs: Vec<(&str, &[f64])> = plot_series.iter().map(|(l, d)| (l.as_str(), d.as_slice())).collect();
     percentile_plot("l2_6_latency", &refs, "ms of delay on `default`");
 }

@@ -15,7 +15,10 @@ fn main() {
     let device = "default";
     let stall = 50;
     let run_ms = pick(1500, 600);
-    println!("{:<5} {:>9} {:>10} {:>8} {:>24} {:>6}", "style", "buffer ms", "granted ms", "stall ms", "right after the stall", "EPIPE");
+    println!(
+        "{:<5} {:>9} {:>10} {:>8} {:>24} {:>6}",
+        "style", "buffer ms", "granted ms", "stall ms", "right after the stall", "EPIPE"
+    );
     let mut cells = Vec::new();
     for buffer_ms in [20u32, 100] {
         for pull in [false, true] {

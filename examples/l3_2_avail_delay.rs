@@ -120,7 +120,8 @@ fn main() {
             )
         },
     );
-    Plot::new()
-        .series(trace)
-        .save("l3_2_avail_delay", "x: ms since start, y: frames; red: avail + delay - buffer before each write (0 = the course's identity)");
+    Plot::new().series(trace).save(
+        "l3_2_avail_delay",
+        "x: ms since start, y: frames; red: avail + delay - buffer before each write (0 = the course's identity)",
+    );
 }

@@ -44,13 +44,18 @@ fn main() {
                 (false, true) => "XRUN delay only",
                 (false, false) => "ok",
             };
-            line.push_str(&format!(" {:>22}", format!("{mark} ({})", after_stall_text(&o).replace("avail ", "a").replace("delay ", "d"))));
+            line.push_str(&format!(
+                " {:>22}",
+                format!("{mark} ({})", after_stall_text(&o).replace("avail ", "a").replace("delay ", "d"))
+            ));
         }
         println!("{buffer_ms:>10} {granted_ms:>10.1}{line}");
     }
     let runs = cells.len();
     let xruns = cells.iter().filter(|c| c.2).count();
-    println!("a cell underran if EPIPE came at or after its stall; EPIPEs before any stall (no stall to blame): {baseline}");
+    println!(
+        "a cell underran if EPIPE came at or after its stall; EPIPEs before any stall (no stall to blame): {baseline}"
+    );
     // The boundary: does any stall shorter than its buffer underrun, or a longer one not?
     let surprises: Vec<String> = cells
         .iter()
@@ -75,7 +80,9 @@ fn main() {
     }
     verdict(
         "an underrun is seen by checking delay <= 0",
-        &format!("{epipe_cells} underrun pair(s) gave EPIPE; delay read just after the stall was <= 0 in {delay_cells}"),
+        &format!(
+            "{epipe_cells} underrun pair(s) gave EPIPE; delay read just after the stall was <= 0 in {delay_cells}"
+        ),
         &if delay_cells < epipe_cells {
             "here the status read after the stall returned EPIPE itself (or a positive delay) rather than a delay <= 0: the error code is the signal that was always there; delay <= 0 was not".to_string()
         } else {

@@ -71,7 +71,10 @@ fn main() {
     rows.push(Row {
         scenario: "set_rate(999999) exactly",
         got: errno_of(&exact),
-        recovery: format!("set_rate_near: {}", near.map_or_else(|e| errno_name(e.errno()), |r| format!("granted {r} Hz"))),
+        recovery: format!(
+            "set_rate_near: {}",
+            near.map_or_else(|e| errno_name(e.errno()), |r| format!("granted {r} Hz"))
+        ),
     });
 
     let raw = PCM::new(device, Direction::Playback, false).expect("reopen");
@@ -93,11 +96,16 @@ fn main() {
     rows.push(Row {
         scenario: "write after snd_pcm_drop (state SETUP)",
         got: format!("{} (state {state:?})", errno_of(&after_drop)),
-        recovery: format!("prepare, then write: {}", fixed.map_or_else(|e| errno_name(e.errno()), |n| format!("{n} frames"))),
+        recovery: format!(
+            "prepare, then write: {}",
+            fixed.map_or_else(|e| errno_name(e.errno()), |n| format!("{n} frames"))
+        ),
     });
 
     io.writei(tone.fill(&mut chunk)).expect("fill");
-    std::thread::sleep(Duration::from_secs_f64(g.ms(first.delay().unwrap_or(g.buffer)) / 1e3) + Duration::from_millis(100));
+    std::thread::sleep(
+        Duration::from_secs_f64(g.ms(first.delay().unwrap_or(g.buffer)) / 1e3) + Duration::from_millis(100),
+    );
     let underrun = io.writei(tone.fill(&mut chunk[..2 * g.period as usize]));
     let recovered = match &underrun {
         Err(e) => first.try_recover(alsa::Error::new("snd_pcm_writei", -e.errno()), true),
@@ -107,7 +115,11 @@ fn main() {
     rows.push(Row {
         scenario: "write after the buffer ran dry (100 ms unfed)",
         got: errno_of(&underrun),
-        recovery: format!("snd_pcm_recover: {}, then write: {}", errno_of(&recovered), again.map_or_else(|e| errno_name(e.errno()), |n| format!("{n} frames"))),
+        recovery: format!(
+            "snd_pcm_recover: {}, then write: {}",
+            errno_of(&recovered),
+            again.map_or_else(|e| errno_name(e.errno()), |n| format!("{n} frames"))
+        ),
     });
     drop(io);
     drop(first);

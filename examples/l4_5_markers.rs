@@ -54,7 +54,11 @@ fn main() {
     println!("platform: {}", audio_line.trim());
     let underruns = stat(stats.as_str(), "underruns");
     let m = read_markers(&dump);
-    println!("{} markers kept of {frames} frames (the ring holds the newest {}); underruns in the run: {underruns}", m.len(), handmade_api::AUDIO_SYNC_MARKERS);
+    println!(
+        "{} markers kept of {frames} frames (the ring holds the newest {}); underruns in the run: {underruns}",
+        m.len(),
+        handmade_api::AUDIO_SYNC_MARKERS
+    );
 
     let rate = 48_000.0;
     let per_frame = rate / 60.0;

@@ -104,9 +104,17 @@ fn main() {
     for b in busy {
         b.join().expect("busy thread");
     }
-    println!("{cpus} CPUs, 3 busy threads of SCHED_OTHER spinning for {:.1} s, {n} wake-ups per case", started.elapsed().as_secs_f64());
-    let dists: Vec<(&str, Dist)> = results.iter().map(|(l, s)| (*l, report(&format!("{l}: lateness"), s, "us"))).collect();
-    let line = dists.iter().map(|(l, d)| format!("{l} p50 {:.0} / p99 {:.0} / max {:.0} us", d.p50, d.p99, d.max)).collect::<Vec<_>>().join("; ");
+    println!(
+        "{cpus} CPUs, 3 busy threads of SCHED_OTHER spinning for {:.1} s, {n} wake-ups per case",
+        started.elapsed().as_secs_f64()
+    );
+    let dists: Vec<(&str, Dist)> =
+        results.iter().map(|(l, s)| (*l, report(&format!("{l}: lateness"), s, "us"))).collect();
+    let line = dists
+        .iter()
+        .map(|(l, d)| format!("{l} p50 {:.0} / p99 {:.0} / max {:.0} us", d.p50, d.p99, d.max))
+        .collect::<Vec<_>>()
+        .join("; ");
     let other = dists.iter().find(|d| d.0 == "SCHED_OTHER").map(|d| d.1);
     let fifo = dists.iter().find(|d| d.0 == "SCHED_FIFO 80").map(|d| d.1);
     let pinned = dists.iter().find(|d| d.0.ends_with("pinned")).map(|d| d.1);
@@ -141,7 +149,9 @@ fn main() {
     };
     verdict(
         "a SCHED_FIFO loop that never sleeps freezes the machine",
-        &format!("/proc/sys/kernel/sched_rt_runtime_us = {runtime}, sched_rt_period_us = {period} (read, not exercised)"),
+        &format!(
+            "/proc/sys/kernel/sched_rt_runtime_us = {runtime}, sched_rt_period_us = {period} (read, not exercised)"
+        ),
         &share,
     );
     let refs: Vec<(&str, &[f64])> = results.iter().map(|(l, s)| (*l, s.as_slice())).collect();

@@ -146,7 +146,9 @@ fn main() {
     );
     let mut results = Vec::new();
     for sleep_in_lock in [false, true] {
-        for (label, protocol) in [("plain mutex", libc::PTHREAD_PRIO_NONE), ("priority inheritance", libc::PTHREAD_PRIO_INHERIT)] {
+        for (label, protocol) in
+            [("plain mutex", libc::PTHREAD_PRIO_NONE), ("priority inheritance", libc::PTHREAD_PRIO_INHERIT)]
+        {
             let mut waits = Vec::new();
             for _ in 0..rounds {
                 match run(protocol, hold, m_spin, sleep_in_lock) {

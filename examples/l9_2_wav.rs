@@ -40,7 +40,7 @@ fn fmt_body(size: usize, channels: u16, rate: u32) -> Vec<u8> {
     if size == 40 {
         b.extend_from_slice(&16u16.to_le_bytes()); // valid bits
         b.extend_from_slice(&3u32.to_le_bytes()); // channel mask: front left | right
-        // KSDATAFORMAT_SUBTYPE_PCM {00000001-0000-0010-8000-00aa00389b71}
+                                                  // KSDATAFORMAT_SUBTYPE_PCM {00000001-0000-0010-8000-00aa00389b71}
         b.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71]);
     }
     b
@@ -65,7 +65,14 @@ struct Case {
 
 /// Builds a file: `before` chunks, then fmt of `fmt_size`, then `between`, then data (unless
 /// `data` is false).
-fn file(fmt_size: usize, rate: u32, before: &[(&[u8; 4], Vec<u8>)], between: &[(&[u8; 4], Vec<u8>)], data: bool, samples: &[i16]) -> Vec<u8> {
+fn file(
+    fmt_size: usize,
+    rate: u32,
+    before: &[(&[u8; 4], Vec<u8>)],
+    between: &[(&[u8; 4], Vec<u8>)],
+    data: bool,
+    samples: &[i16],
+) -> Vec<u8> {
     let mut body = b"WAVE".to_vec();
     for (id, b) in before {
         chunk(&mut body, id, b);
@@ -155,13 +162,48 @@ fn main() {
     let list = (b"LIST", b"INFOISFT\x06\x00\x00\x00handm\x00".to_vec());
     let odd = (b"note", b"hello".to_vec()); // 5 bytes: a pad byte follows
     let cases = vec![
-        Case { name: "canonical (fmt 16)", bytes: file(16, 48_000, &[], &[], true, &s48), samples: s48.clone(), rate: 48_000 },
-        Case { name: "fmt chunk of 18 bytes", bytes: file(18, 48_000, &[], &[], true, &s48), samples: s48.clone(), rate: 48_000 },
-        Case { name: "fmt chunk of 40 (extensible)", bytes: file(40, 48_000, &[], &[], true, &s48), samples: s48.clone(), rate: 48_000 },
-        Case { name: "LIST before fmt", bytes: file(16, 48_000, &[list.clone()], &[], true, &s48), samples: s48.clone(), rate: 48_000 },
-        Case { name: "odd-sized chunk + pad byte", bytes: file(16, 48_000, &[], &[odd], true, &s48), samples: s48.clone(), rate: 48_000 },
-        Case { name: "no data chunk", bytes: file(16, 48_000, &[], &[list], false, &s48), samples: Vec::new(), rate: 48_000 },
-        Case { name: "44.1 kHz file", bytes: file(16, 44_100, &[], &[], true, &s44), samples: s44.clone(), rate: 44_100 },
+        Case {
+            name: "canonical (fmt 16)",
+            bytes: file(16, 48_000, &[], &[], true, &s48),
+            samples: s48.clone(),
+            rate: 48_000,
+        },
+        Case {
+            name: "fmt chunk of 18 bytes",
+            bytes: file(18, 48_000, &[], &[], true, &s48),
+            samples: s48.clone(),
+            rate: 48_000,
+        },
+        Case {
+            name: "fmt chunk of 40 (extensible)",
+            bytes: file(40, 48_000, &[], &[], true, &s48),
+            samples: s48.clone(),
+            rate: 48_000,
+        },
+        Case {
+            name: "LIST before fmt",
+            bytes: file(16, 48_000, &[list.clone()], &[], true, &s48),
+            samples: s48.clone(),
+            rate: 48_000,
+        },
+        Case {
+            name: "odd-sized chunk + pad byte",
+            bytes: file(16, 48_000, &[], &[odd], true, &s48),
+            samples: s48.clone(),
+            rate: 48_000,
+        },
+        Case {
+            name: "no data chunk",
+            bytes: file(16, 48_000, &[], &[list], false, &s48),
+            samples: Vec::new(),
+            rate: 48_000,
+        },
+        Case {
+            name: "44.1 kHz file",
+            bytes: file(16, 44_100, &[], &[], true, &s44),
+            samples: s44.clone(),
+            rate: 44_100,
+        },
     ];
     let dir = lessons_dir().join("l9_2_wav");
     std::fs::create_dir_all(&dir).expect("create target/lessons/l9_2_wav");
@@ -170,7 +212,10 @@ fn main() {
     let (mut course_wrong, mut hound_wrong) = (Vec::new(), Vec::new());
     let mut rate_case = None;
     for case in &cases {
-        let path = dir.join(format!("{}.wav", case.name.split_whitespace().collect::<Vec<_>>().join("_").replace(['(', ')', '.', '+'], "")));
+        let path = dir.join(format!(
+            "{}.wav",
+            case.name.split_whitespace().collect::<Vec<_>>().join("_").replace(['(', ')', '.', '+'], "")
+        ));
         std::fs::write(&path, &case.bytes).expect("write the edge-case file");
         let hound = hound::WavReader::open(&path).map_err(|e| e.to_string()).and_then(|r| {
             let spec = r.spec();
@@ -181,7 +226,12 @@ fn main() {
             Ok((spec, s)) => {
                 let right = *s == case.samples && spec.sample_rate == case.rate;
                 hound_right += usize::from(right);
-                format!("{} frames, {} Hz, {}", s.len() / 2, spec.sample_rate, if right { "samples right" } else { "samples WRONG" })
+                format!(
+                    "{} frames, {} Hz, {}",
+                    s.len() / 2,
+                    spec.sample_rate,
+                    if right { "samples right" } else { "samples WRONG" }
+                )
             }
             Err(e) => {
                 let right = case.samples.is_empty();
@@ -203,7 +253,11 @@ fn main() {
                 if case.rate != 48_000 {
                     rate_case = Some((samples.clone(), *rate));
                 }
-                format!("{} frames, header says {rate} Hz, {}", samples.len() / 2, if right { "samples right" } else { "samples WRONG" })
+                format!(
+                    "{} frames, header says {rate} Hz, {}",
+                    samples.len() / 2,
+                    if right { "samples right" } else { "samples WRONG" }
+                )
             }
             CourseResult::Rejected(why) => {
                 course_wrong.push(case.name);

@@ -60,7 +60,8 @@ fn burst(n: u32) -> (usize, bool, usize, u64, bool) {
 /// Runs the platform offline (WAV, unpaced) for `frames` with `script`; returns the WAV's
 /// interleaved samples and the sync markers' write cursors (frame -> cursor).
 fn platform_run(dir: &std::path::Path, name: &str, script: &str, frames: u64) -> (Vec<i16>, Vec<(u64, u64)>) {
-    let (script_path, wav, dump) = (dir.join(format!("{name}.txt")), dir.join(format!("{name}.wav")), dir.join(format!("{name}.sync")));
+    let (script_path, wav, dump) =
+        (dir.join(format!("{name}.txt")), dir.join(format!("{name}.wav")), dir.join(format!("{name}.sync")));
     std::fs::write(&script_path, script).expect("write the input script");
     let game = std::env::var("LESSON_GAME_LIB").map_or_else(|_| build_game_variant(""), std::path::PathBuf::from);
     let output = Command::new(platform_binary())
@@ -79,20 +80,37 @@ fn platform_run(dir: &std::path::Path, name: &str, script: &str, frames: u64) ->
         eprintln!("the platform failed: {}", String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or(""));
         std::process::exit(1);
     }
-    let samples = hound::WavReader::open(&wav).expect("the platform's WAV").into_samples::<i16>().map(|s| s.expect("a sample")).collect();
+    let samples = hound::WavReader::open(&wav)
+        .expect("the platform's WAV")
+        .into_samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect();
     let text = std::fs::read_to_string(&dump).expect("the sync dump");
-    let rows: Vec<u64> = text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect();
+    let rows: Vec<u64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
     let first = frames - rows.len() as u64;
     (samples, rows.iter().enumerate().map(|(i, &c)| (first + i as u64, c)).collect())
 }
 
 fn main() {
     header("L9.3", "a fixed event queue: overflow, drops, and event-to-sample latency");
-    println!("{:>7} {:>12} {:>12} {:>14} {:>12} {:>16}", "pushed", "course read", "course lost", "course order", "spsc read", "spsc refused");
+    println!(
+        "{:>7} {:>12} {:>12} {:>14} {:>12} {:>16}",
+        "pushed", "course read", "course lost", "course order", "spsc read", "spsc refused"
+    );
     let mut rows = Vec::new();
     for n in [10u32, 63, 64, 65, 100] {
         let (c, c_ok, s, refused, s_ok) = burst(n);
-        let order = if c == 0 { "-" } else if c_ok { "in order" } else { "WRONG" };
+        let order = if c == 0 {
+            "-"
+        } else if c_ok {
+            "in order"
+        } else {
+            "WRONG"
+        };
         println!("{n:>7} {c:>12} {:>12} {order:>14} {s:>12} {refused:>16}", n as usize - c);
         assert!(s_ok, "the toolkit queue keeps order");
         rows.push((n, c, s, refused));

@@ -43,8 +43,17 @@ const LESSONS: &[&str] = &[
 ];
 
 /// Lessons that open the real ALSA `default` device: run through the null sink.
-const DEVICE: &[&str] =
-    &["l2_3_init", "l2_4_ring", "l2_6_latency", "l3_1_stall", "l3_2_avail_delay", "l3_4_underruns", "l4_1_errors", "l4_5_markers", "l6_2_pulse"];
+const DEVICE: &[&str] = &[
+    "l2_3_init",
+    "l2_4_ring",
+    "l2_6_latency",
+    "l3_1_stall",
+    "l3_2_avail_delay",
+    "l3_4_underruns",
+    "l4_1_errors",
+    "l4_5_markers",
+    "l6_2_pulse",
+];
 
 /// Lessons whose output includes timing distributions.
 const TIMED: &[&str] = &[
@@ -58,7 +67,13 @@ const TIMED: &[&str] = &[
     "l6_2_pulse",
     "l7_1_sched",
     "l7_3_inversion",
-    "l5_2_buffers", "l5_5_alloc", "l5_5_soa", "l8_2_simd", "l8_3_spsc", "l9_1_mixer"];
+    "l5_2_buffers",
+    "l5_5_alloc",
+    "l5_5_soa",
+    "l8_2_simd",
+    "l8_3_spsc",
+    "l9_1_mixer",
+];
 /// Lessons that draw a picture (waveforms, phase, pan, timing distributions).
 const PLOTTED: &[&str] = &[
     "l1_hot_reload",
@@ -87,7 +102,10 @@ const PLOTTED: &[&str] = &[
 fn pulseaudio_available() -> bool {
     let found = Command::new("pulseaudio").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "pulseaudio is not installed and CI=true: run .ci/setup.sh");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "pulseaudio is not installed and CI=true: run .ci/setup.sh"
+        );
         eprintln!("SKIPPED a device lesson: pulseaudio is not installed (.ci/setup.sh installs it)");
     }
     found
@@ -208,7 +226,11 @@ fn l1_2_dlsym_reads_the_symbol_table() {
 fn l1_3_stubs_counts_every_stub_call() {
     lesson_prints(
         "l1_3_stubs",
-        &["stub -> -1; dlopen(libasound.so.2): ok; then -> 16", "100 calls: 100 answered -1, stub calls counted 100", "exit status Some(1), 1 line(s) on stderr"],
+        &[
+            "stub -> -1; dlopen(libasound.so.2): ok; then -> 16",
+            "100 calls: 100 answered -1, stub calls counted 100",
+            "exit status Some(1), 1 line(s) on stderr",
+        ],
     );
 }
 
@@ -225,7 +247,9 @@ fn l2_1_syscalls_checks_the_syscall_answer() {
 
 #[test]
 fn l2_3_init_prints_the_matrix() {
-    let Some(out) = device_lesson_prints("l2_3_init", &["default        S16_LE", "plug:default   S16_LE"]) else { return };
+    let Some(out) = device_lesson_prints("l2_3_init", &["default        S16_LE", "plug:default   S16_LE"]) else {
+        return;
+    };
     // Four formats per device that opens, one row for one that does not.
     assert_eq!(count_lines(&out, "default "), 4, "{out}");
     assert_eq!(count_lines(&out, "plug:default "), 4, "{out}");
@@ -234,7 +258,8 @@ fn l2_3_init_prints_the_matrix() {
 
 #[test]
 fn l2_4_ring_writes_periods_and_counts_frames() {
-    let Some(out) = device_lesson_prints("l2_4_ring", &["= 240 stereo frames", "wrote 240 frames", "960 past the end"]) else {
+    let Some(out) = device_lesson_prints("l2_4_ring", &["= 240 stereo frames", "wrote 240 frames", "960 past the end"])
+    else {
         return;
     };
     let rows = out.lines().filter(|l| l.split_whitespace().next().is_some_and(|w| w.parse::<u32>().is_ok())).count();
@@ -263,7 +288,9 @@ fn l3_2_shows_the_not_started_stall() {
 
 #[test]
 fn l3_4_underruns_fills_the_matrix() {
-    let Some(out) = device_lesson_prints("l3_4_underruns", &["stall/buffer pairs underran", "audio first", "audio last"]) else {
+    let Some(out) =
+        device_lesson_prints("l3_4_underruns", &["stall/buffer pairs underran", "audio first", "audio last"])
+    else {
         return;
     };
     assert!(out.contains(" of 6 stall/buffer pairs"), "3 stalls x 2 buffers in quick mode:\n{out}");
@@ -286,7 +313,13 @@ fn l4_5_markers_reads_the_platforms_sync_dump() {
 fn l6_2_pulse_measures_both_tlengths() {
     device_lesson_prints(
         "l6_2_pulse",
-        &["pa_simple latency, tlength 1000 ms", "pa_simple latency, tlength 20 ms", "(n=60)", "pa_simple_new", "(n=10)"],
+        &[
+            "pa_simple latency, tlength 1000 ms",
+            "pa_simple latency, tlength 20 ms",
+            "(n=60)",
+            "pa_simple_new",
+            "(n=10)",
+        ],
     );
 }
 
@@ -305,7 +338,12 @@ fn l7_1_sched_measures_three_cases() {
 #[test]
 fn l7_3_inversion_measures_both_mutexes() {
     let out = run_lesson("l7_3_inversion");
-    for case in ["L works, plain mutex", "L works, priority inheritance", "L sleeps, plain mutex", "L sleeps, priority inheritance"] {
+    for case in [
+        "L works, plain mutex",
+        "L works, priority inheritance",
+        "L sleeps, plain mutex",
+        "L sleeps, priority inheritance",
+    ] {
         assert!(out.contains(&format!("H's wait, {case}")), "{case}:\n{out}");
     }
     assert!(out.contains("(n=2)"), "2 rounds in quick mode:\n{out}");

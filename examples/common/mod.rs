@@ -147,7 +147,8 @@ fn parse_legend(text: &str, series: usize) -> Legend {
     let (x, y) = axes.split_once(", y: ").unwrap_or((axes, ""));
     let x = x.strip_prefix("x: ").unwrap_or(x).to_string();
     // Items start at a colour name or "dashed:"; labels may contain commas of their own.
-    let keys: Vec<String> = (0..series).map(|k| format!("{}: ", colour_name(k))).chain(["dashed: ".to_string()]).collect();
+    let keys: Vec<String> =
+        (0..series).map(|k| format!("{}: ", colour_name(k))).chain(["dashed: ".to_string()]).collect();
     let mut starts: Vec<(usize, &String)> = keys.iter().filter_map(|k| rest.find(k.as_str()).map(|i| (i, k))).collect();
     starts.sort();
     let item = |k: usize| -> Option<String> {
@@ -180,8 +181,9 @@ fn font_ready() -> Result<(), String> {
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                 .filter(|p| p.ends_with(".ttf"));
             let path = found.unwrap_or_else(|| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
-            let bytes = std::fs::read(&path)
-                .map_err(|e| format!("no DejaVu Sans font at {path} ({e}): install fonts-dejavu-core (.ci/setup.sh)"))?;
+            let bytes = std::fs::read(&path).map_err(|e| {
+                format!("no DejaVu Sans font at {path} ({e}): install fonts-dejavu-core (.ci/setup.sh)")
+            })?;
             let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
             plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
                 .map_err(|_| format!("{path} is not a font plotters can read"))
@@ -259,11 +261,7 @@ impl Plot {
         root.fill(&WHITE)?;
         let title = TITLE.get().map_or("lesson plot", |t| t.as_str());
         let mut builder = ChartBuilder::on(&root);
-        let chart = builder
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(78);
+        let chart = builder.caption(title, ("sans-serif", 20)).margin(12).x_label_area_size(48).y_label_area_size(78);
         let x_fmt = self.x_ticks.unwrap_or(tick);
         let colour = |k: usize| {
             let [r, g, b] = COLOURS[k % COLOURS.len()];
@@ -284,7 +282,8 @@ impl Plot {
                     .light_line_style(RGBColor(235, 235, 235))
                     .draw()?;
                 for (k, s) in self.series.iter().enumerate() {
-                    let points = s.iter().copied().filter(|&(x, y)| x.is_finite() && y.is_finite() && (!self.log_y || y > 0.0));
+                    let points =
+                        s.iter().copied().filter(|&(x, y)| x.is_finite() && y.is_finite() && (!self.log_y || y > 0.0));
                     let c = colour(k);
                     chart
                         .draw_series(LineSeries::new(points, c.stroke_width(2)))?
@@ -293,7 +292,8 @@ impl Plot {
                 }
                 for &m in &self.markers {
                     let dashes = (0..40).map(|i| {
-                        let t = |j: f64| if self.log_y { y0 * (y1 / y0).powf(j / 40.0) } else { y0 + (y1 - y0) * j / 40.0 };
+                        let t =
+                            |j: f64| if self.log_y { y0 * (y1 / y0).powf(j / 40.0) } else { y0 + (y1 - y0) * j / 40.0 };
                         PathElement::new(vec![(m, t(i as f64)), (m, t(i as f64 + 0.5))], BLACK.stroke_width(1))
                     });
                     chart.draw_series(dashes)?;
@@ -302,7 +302,9 @@ impl Plot {
                     chart
                         .draw_series(std::iter::once(PathElement::new(Vec::<(f64, f64)>::new(), BLACK)))?
                         .label(format!("dashed: {text}"))
-                        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 8, y), (x + 14, y), (x + 22, y)], BLACK.stroke_width(1)));
+                        .legend(|(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 8, y), (x + 14, y), (x + 22, y)], BLACK.stroke_width(1))
+                        });
                 }
                 chart
                     .configure_series_labels()
@@ -663,13 +665,12 @@ pub fn realtime_rights() -> String {
     // SAFETY: getrlimit fills the struct we pass.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &mut limit) };
     let show = |v: libc::rlim_t| if v == libc::RLIM_INFINITY { "unlimited".to_string() } else { v.to_string() };
-    let rtprio = if rc == 0 { format!("{}/{}", show(limit.rlim_cur), show(limit.rlim_max)) } else { "unreadable".into() };
+    let rtprio =
+        if rc == 0 { format!("{}/{}", show(limit.rlim_cur), show(limit.rlim_max)) } else { "unreadable".into() };
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let rtkit = std::fs::read_dir("/proc").ok().is_some_and(|dir| {
         dir.flatten().any(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "rtkit-daemon"))
     });
-    format!(
-        "RLIMIT_RTPRIO soft/hard {rtprio}; euid 0 (root, CAP_SYS_NICE): {root}; rtkit-daemon running: {rtkit}"
-    )
+    format!("RLIMIT_RTPRIO soft/hard {rtprio}; euid 0 (root, CAP_SYS_NICE): {root}; rtkit-daemon running: {rtkit}")
 }
