@@ -128,10 +128,10 @@ fn main() {
                 f.p99,
                 o.p99 / f.p99.max(1e-9),
                 pinned.map_or(String::new(), |p| format!(
-                    "; pinned to one CPU the FIFO p99 was {:.0} us against {:.0} unpinned: pinning {} here",
+                    "; pinned to one CPU the FIFO p99 was {:.0} us against {:.0} unpinned: pinning {}",
                     p.p99,
                     f.p99,
-                    if p.p99 < f.p99 { "helped" } else { "did not help in this run (a pinned thread cannot take the other CPU)" }
+                    if p.p99 < f.p99 { "helped in this run" } else { "did not help in this run (a pinned thread cannot take the other CPU)" }
                 ))
             ),
             _ => "SCHED_FIFO was refused here (see the rights line), so only SCHED_OTHER was measured".to_string(),
