@@ -230,7 +230,9 @@ impl Plot {
         path
     }
 
-    fn bounds(&self) -> (f64, f64, f64, f64) {
+    /// The data's extent, with room above it for the legend box (`labels` lines) so the box
+    /// sits over empty space, not over the lines.
+    fn bounds(&self, labels: usize) -> (f64, f64, f64, f64) {
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
         let usable = |&&(x, y): &&(f64, f64)| x.is_finite() && y.is_finite() && (!self.log_y || y > 0.0);
         for &(x, y) in self.series.iter().flatten().filter(usable) {
@@ -242,13 +244,15 @@ impl Plot {
         if x1 <= x0 {
             x1 = x0 + 1.0;
         }
+        let room = 0.06 + 0.075 * labels as f64;
         let (y0, y1) = if self.log_y {
-            (y0 / 1.5, (y1 * 1.5).max(y0 * 2.0))
+            let (lo, hi) = (y0 / 1.5, (y1 * 1.5).max(y0 * 2.0));
+            (lo, hi * (hi / lo).powf(room))
         } else if y1 <= y0 {
-            (y0 - 1.0, y1 + 1.0)
+            (y0 - 1.0, y1 + 1.0 + 2.0 * room)
         } else {
-            let pad = (y1 - y0) * 0.05;
-            (y0 - pad, y1 + pad)
+            let span = y1 - y0;
+            (y0 - span * 0.05, y1 + span * room)
         };
         (x0, x1, y0, y1)
     }
@@ -256,7 +260,7 @@ impl Plot {
     fn draw(&self, path: &std::path::Path, legend_text: &str) -> Result<(), Box<dyn std::error::Error>> {
         use plotters::prelude::*;
         let legend = parse_legend(legend_text, self.series.len());
-        let (x0, x1, y0, y1) = self.bounds();
+        let (x0, x1, y0, y1) = self.bounds(self.series.len() + usize::from(legend.markers.is_some()));
         let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
         root.fill(&WHITE)?;
         let title = TITLE.get().map_or("lesson plot", |t| t.as_str());
