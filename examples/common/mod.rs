@@ -261,7 +261,9 @@ impl Plot {
         use plotters::prelude::*;
         let legend = parse_legend(legend_text, self.series.len());
         let (x0, x1, y0, y1) = self.bounds(self.series.len() + usize::from(legend.markers.is_some()));
-        let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+        let (w, h) = (900u32, 520u32);
+        let mut rgb = vec![255u8; (w * h * 3) as usize];
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
         root.fill(&WHITE)?;
         let title = TITLE.get().map_or("lesson plot", |t| t.as_str());
         let mut builder = ChartBuilder::on(&root);
@@ -289,8 +291,11 @@ impl Plot {
                     let points =
                         s.iter().copied().filter(|&(x, y)| x.is_finite() && y.is_finite() && (!self.log_y || y > 0.0));
                     let c = colour(k);
+                    // plotters' wide strokes misdraw a segment whose ends share a pixel (a spike
+                    // out of the frame): dense series get 1-pixel lines.
+                    let width = if s.len() > 300 { 1 } else { 2 };
                     chart
-                        .draw_series(LineSeries::new(points, c.stroke_width(2)))?
+                        .draw_series(LineSeries::new(points, c.stroke_width(width)))?
                         .label(legend.labels[k].as_str())
                         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(3)));
                 }
@@ -325,8 +330,56 @@ impl Plot {
             finish!(chart.build_cartesian_2d(x0..x1, y0..y1)?);
         }
         root.present()?;
-        Ok(())
+        drop(root);
+        write_indexed_png(path, w, h, &rgb)
     }
+}
+
+/// Writes an 8-bit palette PNG (a fraction of the RGB file's size): the exact colours when
+/// there are at most 256, else a 6x6x6 colour cube plus 40 greys (text and lines stay sharp).
+fn write_indexed_png(path: &std::path::Path, w: u32, h: u32, rgb: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    use std::collections::HashMap;
+    let mut palette: Vec<[u8; 3]> = Vec::new();
+    let mut index: HashMap<[u8; 3], u8> = HashMap::new();
+    let mut exact = true;
+    for px in rgb.chunks_exact(3) {
+        let c = [px[0], px[1], px[2]];
+        if !index.contains_key(&c) {
+            if palette.len() == 256 {
+                exact = false;
+                break;
+            }
+            index.insert(c, palette.len() as u8);
+            palette.push(c);
+        }
+    }
+    let pixels: Vec<u8> = if exact {
+        rgb.chunks_exact(3).map(|px| index[&[px[0], px[1], px[2]]]).collect()
+    } else {
+        palette = (0..216u32).map(|i| [(i / 36 * 51) as u8, (i / 6 % 6 * 51) as u8, (i % 6 * 51) as u8]).collect();
+        palette.extend((0..40u32).map(|g| [(g * 255 / 39) as u8; 3]));
+        rgb.chunks_exact(3)
+            .map(|px| {
+                let spread = px.iter().max().unwrap() - px.iter().min().unwrap();
+                if spread < 12 {
+                    let grey = (u32::from(px[0]) + u32::from(px[1]) + u32::from(px[2])) / 3;
+                    (216 + (grey * 39 + 127) / 255) as u8
+                } else {
+                    let q = |v: u8| (u32::from(v) + 25) / 51;
+                    (q(px[0]) * 36 + q(px[1]) * 6 + q(px[2])) as u8
+                }
+            })
+            .collect()
+    };
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut encoder = png::Encoder::new(file, w, h);
+    encoder.set_color(png::ColorType::Indexed);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_palette(palette.concat());
+    encoder.set_compression(png::Compression::High);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&pixels)?;
+    Ok(())
 }
 
 /// A tick value in few characters: 1234567 -> 1.23M, 0.000012 -> 1.2e-5.
