@@ -182,7 +182,7 @@ fn main() {
         },
         Case {
             name: "LIST before fmt",
-            bytes: file(16, 48_000, &[list.clone()], &[], true, &s48),
+            bytes: file(16, 48_000, std::slice::from_ref(&list), &[], true, &s48),
             samples: s48.clone(),
             rate: 48_000,
         },
@@ -207,7 +207,7 @@ fn main() {
     ];
     let dir = lessons_dir().join("l9_2_wav");
     std::fs::create_dir_all(&dir).expect("create target/lessons/l9_2_wav");
-    println!("{:<30} {:>6} {:<40} {}", "file", "bytes", "hound", "course's loader");
+    println!("{:<30} {:>6} {:<40} course's loader", "file", "bytes", "hound");
     let (mut hound_right, mut course_right) = (0, 0);
     let (mut course_wrong, mut hound_wrong) = (Vec::new(), Vec::new());
     let mut rate_case = None;

@@ -344,12 +344,13 @@ fn write_indexed_png(path: &std::path::Path, w: u32, h: u32, rgb: &[u8]) -> Resu
     let mut exact = true;
     for px in rgb.chunks_exact(3) {
         let c = [px[0], px[1], px[2]];
-        if !index.contains_key(&c) {
-            if palette.len() == 256 {
+        let next = palette.len();
+        if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(c) {
+            if next == 256 {
                 exact = false;
                 break;
             }
-            index.insert(c, palette.len() as u8);
+            slot.insert(next as u8);
             palette.push(c);
         }
     }
