@@ -150,7 +150,7 @@ fn main() {
         "L1.3's pattern carried over to the game library: a missing one runs on stubs",
         &format!("exit status {:?}, {} line(s) on stderr", output.status.code(), lines.len()),
         &format!(
-            "{}: it did not start on stubs; a missing game is an error to fix before the first frame, not a state to run in",
+            "{}: it did not run on stubs",
             if lines.len() == 1 && lines[0].contains("libgame.so") && !output.status.success() {
                 "the platform stopped before its first frame with one line naming the path"
             } else {

@@ -105,7 +105,10 @@ fn main() {
     verdict(
         "requested 10/25/50 ms are granted 512/1200/2400 frames",
         &format!("`default` granted {}", granted.join(", ")),
-        "the granted buffer is what this device's configuration space allows nearest the request; the figures come from hw_params_current after hw_params, not from the request",
+        &format!(
+            "read back with hw_params_current after hw_params: {} of 3 requests were granted to the frame (10 ms at 48 kHz is 480 frames); a grant of 512 is a device rounding to a power of two, which this one did not",
+            [10u32, 25, 50].iter().filter(|&&r| at("default", r).is_some_and(|x| x.2.buffer == i64::from(r) * 48)).count()
+        ),
     );
     let beyond: Vec<String> = rows
         .iter()

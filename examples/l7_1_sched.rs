@@ -131,7 +131,13 @@ fn main() {
                     "; pinned to one CPU the FIFO p99 was {:.0} us against {:.0} unpinned: pinning {}",
                     p.p99,
                     f.p99,
-                    if p.p99 < f.p99 { "helped in this run" } else { "did not help in this run (a pinned thread cannot take the other CPU)" }
+                    if p.p99 * 2.0 < f.p99 {
+                        "helped in this run"
+                    } else if p.p99 > f.p99 * 2.0 {
+                        "made the tail worse in this run (a pinned thread cannot take the other CPU)"
+                    } else {
+                        "made no clear difference in this run"
+                    }
                 ))
             ),
             _ => "SCHED_FIFO was refused here (see the rights line), so only SCHED_OTHER was measured".to_string(),
