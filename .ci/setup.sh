@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #! The one install script for a fresh Debian/Ubuntu box: the system libraries the platform links
 #! (alsa-lib, SDL2) and what the paced audio tests need (a private PulseAudio with a null sink,
-#! ALSA's pulse plugin, parec, Xvfb for a hidden window). Idempotent; run as root (no sudo).
+#! ALSA's pulse plugin, parec, Xvfb for a hidden window), libpulse-dev for the l6_2_pulse lesson's
+#! binding and DejaVu Sans for the lessons' plot text. Idempotent; run as root (no sudo).
 set -euo pipefail
 
 PACKAGES=(
@@ -15,6 +16,8 @@ PACKAGES=(
     alsa-utils
     xvfb
     xauth
+    libpulse-dev
+    fonts-dejavu-core
 )
 
 if ! command -v cargo >/dev/null; then
