@@ -28,6 +28,40 @@ pub fn default_data_dir() -> PathBuf {
     crate::dev::game_build::workspace_dir().map_or_else(|| PathBuf::from("data"), |w| w.join("data"))
 }
 
+/// The file cut down to its RIFF header, `fmt ` and `data` chunks, or `None` if it is not a
+/// RIFF/WAVE file with both (hound then says what is wrong). RIFF pads an odd-sized chunk with
+/// one byte; hound 3.5 skips such a chunk (a `LIST` of odd length before `data`) without its pad
+/// and then fails on a valid file, so the chunks it does not need are dropped first.
+fn essential_chunks(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return None;
+    }
+    let (mut fmt, mut data) = (None, None);
+    let mut at = 12usize;
+    while at + 8 <= bytes.len() && (fmt.is_none() || data.is_none()) {
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
+        let body = at + 8;
+        let end = body.checked_add(size)?.min(bytes.len());
+        match &bytes[at..at + 4] {
+            b"fmt " => fmt = Some(&bytes[at..end]),
+            b"data" => data = Some(&bytes[at..end]),
+            _ => {}
+        }
+        at = body.checked_add(size)?.checked_add(size & 1)?;
+    }
+    let (fmt, data) = (fmt?, data?);
+    let mut out = Vec::with_capacity(12 + fmt.len() + data.len() + 1);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&((4 + fmt.len() + (fmt.len() & 1) + data.len()) as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVE");
+    out.extend_from_slice(fmt);
+    if fmt.len() & 1 == 1 {
+        out.push(0);
+    }
+    out.extend_from_slice(data);
+    Some(out)
+}
+
 /// The most bytes a WAV of `MAX_SAMPLE_FRAMES` stereo 32-bit frames takes, plus room for chunks.
 const MAX_WAV_BYTES: u64 = MAX_SAMPLE_FRAMES as u64 * 8 + (1 << 20);
 
@@ -60,6 +94,8 @@ pub fn load_wav(path: &Path, arena: &mut MemoryArena<'_>) -> Result<GameSample, 
 
 /// The decoder behind `load_wav`, on bytes (also what the fuzzer drives).
 pub fn decode_wav(bytes: &[u8], arena: &mut MemoryArena<'_>) -> Result<GameSample, String> {
+    let essential = essential_chunks(bytes);
+    let bytes = essential.as_deref().unwrap_or(bytes);
     let reader = hound::WavReader::new(bytes).map_err(|e| format!("not a valid WAV file ({e})"))?;
     let spec = reader.spec();
     let channels = usize::from(spec.channels);
@@ -114,6 +150,38 @@ fn samples_f32<'r>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A valid file hound 3.5 alone refuses: an odd-sized chunk (with its pad byte) before
+    /// `data`.
+    #[test]
+    fn an_odd_sized_chunk_before_the_data_is_skipped_with_its_pad() {
+        let mut wav = Vec::new();
+        let fmt: [u8; 16] = [1, 0, 1, 0, 0x80, 0xbb, 0, 0, 0, 0x77, 1, 0, 2, 0, 16, 0]; // PCM mono 48 kHz 16-bit
+        let list = b"INFOabc"; // 7 bytes: padded to 8
+        let samples: [i16; 4] = [0, 16384, -16384, 32767];
+        let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let riff_len = 4 + (8 + 16) + (8 + 8) + (8 + data.len());
+        wav.extend_from_slice(b"RIFF");
+        wav.extend_from_slice(&(riff_len as u32).to_le_bytes());
+        wav.extend_from_slice(b"WAVEfmt ");
+        wav.extend_from_slice(&16u32.to_le_bytes());
+        wav.extend_from_slice(&fmt);
+        wav.extend_from_slice(b"LIST");
+        wav.extend_from_slice(&7u32.to_le_bytes());
+        wav.extend_from_slice(list);
+        wav.push(0);
+        wav.extend_from_slice(b"data");
+        wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        wav.extend_from_slice(&data);
+        assert!(hound::WavReader::new(&wav[..]).and_then(|r| r.into_samples::<i16>().collect::<Result<Vec<_>, _>>()).is_err(), "hound alone refuses it");
+        let mut backing = vec![0u8; 1 << 16];
+        let mut arena = MemoryArena::new("assets", &mut backing);
+        let sample = decode_wav(&wav, &mut arena).unwrap();
+        assert_eq!(sample.frame_count, 4);
+        // SAFETY: `left` points at `frame_count` decoded samples in the arena, alive here.
+        let left = unsafe { std::slice::from_raw_parts(sample.left, 4) };
+        assert_eq!(left[1], 0.5);
+    }
 
     #[test]
     #[cfg_attr(miri, ignore = "mkfifo is a system call")]
