@@ -632,8 +632,13 @@ impl<'a> Platform<'a> {
         let status = self.audio.status();
         let counters = &mut self.counters;
         counters.underruns = status.underruns;
+        let ms = |frames: f64| frames * 1e3 / f64::from(self.audio.sample_rate().max(1));
+        counters.gaps = status.gaps;
+        counters.gap_ms = ms(status.gap_frames as f64);
+        counters.latency_ms = ms(f64::from(status.latency_mean_frames));
+        counters.latency_ms_max = ms(f64::from(status.latency_max_frames));
         // The device's delay averaged over the run (the last figure alone is one sample of a saw).
-        counters.latency_ms = f64::from(status.mean_queued_frames) * 1e3 / f64::from(self.audio.sample_rate());
+        counters.queue_ms = ms(f64::from(status.mean_queued_frames));
         counters.arena_high_water_bytes = self.arena.high_water() as u64 + self.memory.game_arena_high_water;
         counters.game_libs_mapped = mapped_copies(self.game.copies_dir());
         if let Some(path) = &self.config.sync_dump {

@@ -71,8 +71,24 @@ pub struct Counters {
     pub reload_heap_allocs: u64,
     /// Allocations inside the sound path (output-sound call, conversion, device write), all frames.
     pub sound_heap_allocs: u64,
+    /// Underruns the device itself reported (see `gaps` for what a listener hears).
     pub underruns: u64,
+    /// Gaps a listener hears: the device's play position fell behind the clock (the platform
+    /// inserted no silence, so a server or the device did). Through PipeWire each is one
+    /// quantum of silence or more.
+    pub gaps: u64,
+    /// The silence those gaps add up to.
+    pub gap_ms: f64,
+    /// Time from a sample's write to its play, mean over every sample written: the device's
+    /// delay at the write plus what was written before the sample in the same write. The delay
+    /// is the figure the device (the ALSA plugin, SDL's queue plus its device buffer) gives;
+    /// a sound server's own queue beyond that figure (its graph cycle, its sink's buffer) is
+    /// not visible to the platform and not included.
     pub latency_ms: f64,
+    /// The largest such time over the run.
+    pub latency_ms_max: f64,
+    /// The device's delay at write time, averaged over the frames (the old `latency_ms`).
+    pub queue_ms: f64,
     pub arena_high_water_bytes: u64,
     pub nonfinite_samples: u64,
     /// Frames in which the game changed the sound buffer's frame count (ignored).
@@ -111,7 +127,11 @@ pub fn format_line(c: &Counters, frame: &Timings<'_>, reload: &Timings<'_>, resi
     kv("sound_heap_allocs", &c.sound_heap_allocs);
     kv("alloc_counting", &c.alloc_counting);
     kv("underruns", &c.underruns);
+    kv("gaps", &c.gaps);
+    kv("gap_ms", &format!("{:.1}", c.gap_ms));
     kv("latency_ms", &format!("{:.2}", c.latency_ms));
+    kv("latency_ms_max", &format!("{:.2}", c.latency_ms_max));
+    kv("queue_ms", &format!("{:.2}", c.queue_ms));
     kv("arena_high_water_bytes", &c.arena_high_water_bytes);
     kv("resident_mib", &format!("{resident_mib:.1}"));
     kv("nonfinite_samples", &c.nonfinite_samples);
