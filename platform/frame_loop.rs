@@ -149,6 +149,8 @@ struct SoundState {
     event: bool,
     /// The device failed once (said once); the game keeps running without sound output.
     failed: bool,
+    /// Real-time priority for the sound threads: what was granted, undone when the run ends.
+    rt: audio::rt::Grant,
 }
 
 /// The frame-rate lock.
@@ -227,7 +229,7 @@ impl<'a> Platform<'a> {
         let live_loop = open_live_loop(config, memory.permanent_storage as u64, regions.permanent.len())?;
         signals::install();
         let window = if config.headless { None } else { open_window(config) };
-        let audio = open_audio(config, audio_sync)?;
+        let (audio, rt) = open_audio(config, audio_sync)?;
         let paced = audio.is_paced() || config.realtime || !config.headless;
         let budget = Duration::from_secs_f64(1.0 / f64::from(config.fps));
         Ok(Self {
@@ -254,6 +256,7 @@ impl<'a> Platform<'a> {
                 dip: false,
                 event: false,
                 failed: false,
+                rt,
             },
             dev: DevLoop { watcher, build: None, live_loop },
             pacing: Pacing { paced, budget, next_frame_start: Instant::now() },
@@ -457,6 +460,9 @@ impl<'a> Platform<'a> {
     /// Sound: ask the backend how much it needs, let the game fill the stack buffer, check
     /// and fade what it wrote, write it. Returns whether the game failed.
     fn output_sound(&mut self, left: &mut [f32; MAX_SOUND_FRAMES], right: &mut [f32; MAX_SOUND_FRAMES]) -> bool {
+        if self.sound.rt.check_demoted() {
+            self.sound.event = true; // its one line allocates
+        }
         let allocs_before = AllocCounts::now();
         let wanted = self.audio.frames_wanted().min(MAX_SOUND_FRAMES);
         let queued_before = self.audio.status().queued_frames; // as `frames_wanted` just measured it
@@ -676,7 +682,12 @@ fn start_watcher(game: &game_build::GameCrate) -> Option<BuildWatcher> {
     }
 }
 
-fn open_audio(config: &Config, audio_sync: &mut AudioSyncRing) -> Result<Box<dyn AudioOutput>, PlatformError> {
+/// Opens the sound output, then real-time priority for the threads that move the sound: the
+/// frame thread (this one) and the sound library's I/O thread the open started.
+fn open_audio(
+    config: &Config,
+    audio_sync: &mut AudioSyncRing,
+) -> Result<(Box<dyn AudioOutput>, audio::rt::Grant), PlatformError> {
     let desc = AudioDesc {
         sample_rate: config.sample_rate,
         fps: config.fps,
@@ -690,7 +701,9 @@ fn open_audio(config: &Config, audio_sync: &mut AudioSyncRing) -> Result<Box<dyn
     if !audio.is_paced() && config.realtime {
         log::info!("--realtime: the offline sound is paced by the clock at {} fps", config.fps);
     }
-    Ok(audio)
+    let mut rt = audio::rt::Grant::frame_thread(config.rt && audio.is_paced());
+    rt.io_threads_and_say();
+    Ok((audio, rt))
 }
 
 /// Live loop editing: `--play-loop` plays a recording from the start (a bad file is one line,

@@ -14,6 +14,7 @@ pub mod fade;
 mod heard;
 mod pacing;
 mod reopen;
+pub mod rt;
 mod sdl;
 mod wav;
 
