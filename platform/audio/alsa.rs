@@ -115,7 +115,7 @@ impl AlsaAudio {
             written: primed as i64,
             delay: 0,
             // The pulse plugin's delay moves smoothly: a short window.
-            heard: GapDetector::new(rate, 4),
+            heard: GapDetector::new(rate, 4, 0),
             latency: WriteLatency::default(),
             epoch: Instant::now(),
             // The silence that started the device counts as a write.

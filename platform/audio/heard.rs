@@ -39,6 +39,10 @@ pub struct GapDetector {
     origin: Option<(u64, i64)>,
     seen: u32,
     window: usize,
+    /// Measurements a rise must hold before it counts (0: at once); see `new`.
+    confirm: u32,
+    /// A rise not yet confirmed: the lowest offset since it began, and its age.
+    pending: Option<(i64, u32)>,
     recent: [i64; MAX_WINDOW],
     /// The offset (frames) the sound was heard without a gap at.
     baseline: i64,
@@ -53,12 +57,19 @@ impl GapDetector {
     /// data in chunks as long as half a frame or more (SDL's callback, 5-11 ms) shows a saw
     /// tooth whose bottom is only met every several frames: 16. Gaps closer together than
     /// the window count as one.
-    pub fn new(rate: u32, window: usize) -> Self {
+    ///
+    /// `confirm`: measurements a rise must hold before it counts. A device whose position
+    /// figure is exact (ALSA's delay) needs none. SDL's queue only says what SDL's thread took,
+    /// and that thread, when late, takes less for a while and catches up from the server's
+    /// buffer: a rise that goes away again was no gap. Gaps closer than `confirm` merge.
+    pub fn new(rate: u32, window: usize, confirm: u32) -> Self {
         Self {
             rate: u64::from(rate.max(1)),
             origin: None,
             seen: 0,
             window: window.clamp(1, MAX_WINDOW),
+            confirm,
+            pending: None,
             recent: [0; MAX_WINDOW],
             baseline: 0,
             last_ns: 0,
@@ -69,7 +80,7 @@ impl GapDetector {
 
     /// The device was (re)started or lost: what it played before says nothing about after.
     pub fn restart(&mut self) {
-        *self = Self { gaps: self.gaps, gap_frames: self.gap_frames, ..Self::new(self.rate as u32, self.window) };
+        *self = Self { gaps: self.gaps, gap_frames: self.gap_frames, ..Self::new(self.rate as u32, self.window, self.confirm) };
     }
 
     /// One measurement: `now_ns` on a monotonic clock, `played` the frames the device has
@@ -87,11 +98,20 @@ impl GapDetector {
         if self.seen <= SETTLE.max(self.window as u32) {
             self.baseline = low;
         } else {
-            let step = low - self.baseline;
-            if step >= self.threshold_frames() {
-                self.gaps += 1;
-                self.gap_frames += step as u64;
-                self.baseline = low;
+            let threshold = self.threshold_frames();
+            let pending = match self.pending {
+                Some((lowest, age)) => Some((lowest.min(low), age + 1)),
+                None if low - self.baseline >= threshold => Some((low, 0)),
+                None => None,
+            };
+            self.pending = pending.filter(|&(lowest, _)| lowest - self.baseline >= threshold);
+            if let Some((lowest, age)) = self.pending {
+                if age >= self.confirm {
+                    self.gaps += 1;
+                    self.gap_frames += (lowest - self.baseline) as u64;
+                    self.baseline = lowest;
+                    self.pending = None;
+                }
             } else {
                 let elapsed = now_ns.saturating_sub(self.last_ns);
                 let drift = (u128::from(elapsed) * u128::from(self.rate * DRIFT_PPM) / 1_000_000_000_000) as i64;
@@ -157,7 +177,7 @@ mod tests {
     /// A device playing 48 frames a millisecond, measured every 16.667 ms, with silences of
     /// `gaps` (at measurement index, frames) inserted, and `jitter` frames of noise.
     fn run(frames: usize, gaps: &[(usize, i64)], jitter: impl Fn(usize) -> i64) -> GapDetector {
-        let mut d = GapDetector::new(48_000, 16);
+        let mut d = GapDetector::new(48_000, 16, 0);
         let mut silent = 0;
         for i in 0..frames {
             let now = i as u64 * 16_667 * 1000;
@@ -188,12 +208,25 @@ mod tests {
         let d = run(600, &[(3, 2000)], |_| 0);
         assert_eq!(d.gaps(), 0, "the start settles");
         // 300 ppm slow: 14 frames a second, 140 over the run.
-        let mut d = GapDetector::new(48_000, 4);
+        let mut d = GapDetector::new(48_000, 4, 0);
         for i in 0..600u64 {
             let now = i * 16_667 * 1000;
             d.measured(now, (now as f64 * 48.0 / 1e6 * (1.0 - 300e-6)) as i64);
         }
         assert_eq!(d.gaps(), 0, "{d:?}");
+    }
+
+    #[test]
+    fn a_rise_that_goes_away_again_is_no_gap_when_confirming() {
+        let mut d = GapDetector::new(48_000, 4, 30);
+        let mut lag = 0;
+        for i in 0..600u64 {
+            let now = i * 16_667 * 1000;
+            // A late reader: 600 frames behind for 10 frames, then caught up; a real gap at 400.
+            lag = if (100..110).contains(&i) { 600 } else if i >= 400 { 256 } else { 0 };
+            d.measured(now, (now * 48 / MS) as i64 - lag);
+        }
+        assert_eq!((d.gaps(), lag), (1, 256), "{d:?}");
     }
 
     #[test]

@@ -97,8 +97,9 @@ impl SdlAudio {
             measured: QueueStats::default(),
             written: i64::from(primed),
             delay: 0,
-            // SDL's callback takes a device buffer at a time: the longest window.
-            heard: GapDetector::new(rate, 16),
+            // SDL's callback takes a device buffer at a time (the longest window), and its
+            // thread catches up after a late wake-up (rises must hold 0.75 s).
+            heard: GapDetector::new(rate, 16, 45),
             latency: WriteLatency::default(),
             epoch: Instant::now(),
             reopen: None,
