@@ -15,16 +15,15 @@
 //! frames and its last after `d + n - 1`. `WriteLatency` keeps the mean over every sample
 //! written and the largest. Pure arithmetic on plain integers: it runs in the frame.
 
-/// A rise of the clock-minus-play offset by at least this much is a gap. Below a PipeWire
-/// quantum at its smallest common size (128 frames, 2.7 ms) and above the jitter of the
-/// delay figures seen through the pulse plugin and SDL (measured: within 0.5 ms once the
-/// window minimum is taken).
-pub const GAP_THRESHOLD_MS: u32 = 1;
 /// Measurements the offset's minimum is taken over (one per frame), at most: see `new`.
 const MAX_WINDOW: usize = 16;
 /// Measurements ignored after a (re)start: the device starts playing some time after its
 /// first write (a server's prebuffer, its first cycle), which is not a gap.
 const SETTLE: u32 = 30;
+/// Measurements (frames) over which the noise estimate halves: a second at 60 fps.
+const NOISE_HALF_LIFE: u32 = 60;
+/// A rise this large right after a gap continues it (see `in_gap`).
+const CONTINUED_MS: u64 = 8;
 /// How fast the baseline may follow a slow climb. Sound cards run a few hundred ppm off the
 /// system clock; a loaded machine's PipeWire dummy driver (what drives a null sink) was seen
 /// to fall 0.5-1% behind it. 2% of a 16.7 ms frame is 16 frames: a 256-frame silence still
@@ -35,6 +34,14 @@ const DRIFT_PPM: u64 = 20_000;
 #[derive(Debug, Clone, Copy)]
 pub struct GapDetector {
     rate: u64,
+    /// A rise of the clock-minus-play offset by at least this many frames is a gap, or twice
+    /// the noise seen, whichever is more.
+    threshold: i64,
+    /// How far below the baseline the offset has dipped lately (frames): the figure's own
+    /// noise. Gaps only ever push the offset up, so its dips measure the jitter alone
+    /// (PipeWire's pulse server updates its timing once per quantum: its figure is coarser
+    /// than PulseAudio's). Halves every `NOISE_HALF_LIFE` measurements.
+    noise: i64,
     /// The first measurement since the (re)start: the clock and play position offsets count from it.
     origin: Option<(u64, i64)>,
     seen: u32,
@@ -43,6 +50,11 @@ pub struct GapDetector {
     confirm: u32,
     /// A rise not yet confirmed: the lowest offset since it began, and its age.
     pending: Option<(i64, u32)>,
+    /// The last measurement counted a gap: a rise of `CONTINUED_MS` or more at the next one
+    /// is the same silence going on (PipeWire, after an underrun, can stay silent for several
+    /// quanta while the client writes), not another. Smaller rises in a row are separate
+    /// gaps with sound between (PulseAudio at too low a latency: a short gap every frame).
+    in_gap: bool,
     recent: [i64; MAX_WINDOW],
     /// The offset (frames) the sound was heard without a gap at.
     baseline: i64,
@@ -62,14 +74,20 @@ impl GapDetector {
     /// figure is exact (ALSA's delay) needs none. SDL's queue only says what SDL's thread took,
     /// and that thread, when late, takes less for a while and catches up from the server's
     /// buffer: a rise that goes away again was no gap. Gaps closer than `confirm` merge.
-    pub fn new(rate: u32, window: usize, confirm: u32) -> Self {
+    ///
+    /// `threshold_us`: the smallest rise that is a gap. Below a PipeWire quantum at its
+    /// smallest common size (128 frames, 2.7 ms), above the jitter of the device's figure.
+    pub fn new(rate: u32, window: usize, confirm: u32, threshold_us: u32) -> Self {
         Self {
             rate: u64::from(rate.max(1)),
+            threshold: (u64::from(rate) * u64::from(threshold_us) / 1_000_000).max(1) as i64,
             origin: None,
             seen: 0,
             window: window.clamp(1, MAX_WINDOW),
             confirm,
             pending: None,
+            noise: 0,
+            in_gap: false,
             recent: [0; MAX_WINDOW],
             baseline: 0,
             last_ns: 0,
@@ -80,7 +98,12 @@ impl GapDetector {
 
     /// The device was (re)started or lost: what it played before says nothing about after.
     pub fn restart(&mut self) {
-        *self = Self { gaps: self.gaps, gap_frames: self.gap_frames, ..Self::new(self.rate as u32, self.window, self.confirm) };
+        self.recent = [0; MAX_WINDOW];
+        self.origin = None;
+        self.seen = 0;
+        self.pending = None;
+        self.in_gap = false;
+        self.baseline = 0;
     }
 
     /// One measurement: `now_ns` on a monotonic clock, `played` the frames the device has
@@ -95,34 +118,49 @@ impl GapDetector {
         let filled = (self.seen as usize).min(recent.len());
         let low = recent[..filled].iter().copied().min().unwrap_or(offset);
         log::trace!("gap detector: offset {offset} low {low} baseline {}", self.baseline);
-        if self.seen <= SETTLE.max(self.window as u32) {
+        let counted = if self.seen <= SETTLE.max(self.window as u32) {
             self.baseline = low;
+            false
         } else {
-            let threshold = self.threshold_frames();
-            let pending = match self.pending {
-                Some((lowest, age)) => Some((lowest.min(low), age + 1)),
-                None if low - self.baseline >= threshold => Some((low, 0)),
-                None => None,
-            };
-            self.pending = pending.filter(|&(lowest, _)| lowest - self.baseline >= threshold);
-            if let Some((lowest, age)) = self.pending {
-                if age >= self.confirm {
-                    self.gaps += 1;
-                    self.gap_frames += (lowest - self.baseline) as u64;
-                    self.baseline = lowest;
-                    self.pending = None;
-                }
-            } else {
-                let elapsed = now_ns.saturating_sub(self.last_ns);
-                let drift = (u128::from(elapsed) * u128::from(self.rate * DRIFT_PPM) / 1_000_000_000_000) as i64;
-                self.baseline = low.min(self.baseline + drift.max(0));
+            if self.seen % NOISE_HALF_LIFE == 0 {
+                self.noise /= 2;
             }
-        }
+            self.noise = self.noise.max(self.baseline - offset);
+            self.follow(low, now_ns)
+        };
+        self.in_gap = counted;
         self.last_ns = now_ns;
     }
 
-    fn threshold_frames(&self) -> i64 {
-        (self.rate * u64::from(GAP_THRESHOLD_MS) / 1000) as i64
+    /// Moves the baseline with `low` (the offset's recent minimum); returns true when a rise
+    /// was counted as a gap (or as more of the gap the last measurement counted).
+    fn follow(&mut self, low: i64, now_ns: u64) -> bool {
+        // The baseline may climb by the drift allowed since the last measurement: a rise is
+        // what goes beyond that.
+        let elapsed = now_ns.saturating_sub(self.last_ns);
+        let drift = (u128::from(elapsed) * u128::from(self.rate * DRIFT_PPM) / 1_000_000_000_000_000) as i64;
+        let threshold = self.threshold.max(2 * self.noise) + drift.max(0);
+        let pending = match self.pending {
+            Some((lowest, age)) => Some((lowest.min(low), age + 1)),
+            None if low - self.baseline >= threshold => Some((low, 0)),
+            None => None,
+        };
+        self.pending = pending.filter(|&(lowest, _)| lowest - self.baseline >= threshold);
+        match self.pending {
+            Some((lowest, age)) if age >= self.confirm => {
+                let continued = self.in_gap && lowest - self.baseline >= (self.rate * CONTINUED_MS / 1000) as i64;
+                self.gaps += u64::from(!continued);
+                self.gap_frames += (lowest - self.baseline) as u64;
+                self.baseline = lowest;
+                self.pending = None;
+                true
+            }
+            Some(_) => false,
+            None => {
+                self.baseline = low.min(self.baseline + drift.max(0));
+                false
+            }
+        }
     }
 
     pub fn gaps(&self) -> u64 {
@@ -177,7 +215,7 @@ mod tests {
     /// A device playing 48 frames a millisecond, measured every 16.667 ms, with silences of
     /// `gaps` (at measurement index, frames) inserted, and `jitter` frames of noise.
     fn run(frames: usize, gaps: &[(usize, i64)], jitter: impl Fn(usize) -> i64) -> GapDetector {
-        let mut d = GapDetector::new(48_000, 16, 0);
+        let mut d = GapDetector::new(48_000, 16, 0, 1000);
         let mut silent = 0;
         for i in 0..frames {
             let now = i as u64 * 16_667 * 1000;
@@ -208,7 +246,7 @@ mod tests {
         let d = run(600, &[(3, 2000)], |_| 0);
         assert_eq!(d.gaps(), 0, "the start settles");
         // 300 ppm slow: 14 frames a second, 140 over the run.
-        let mut d = GapDetector::new(48_000, 4, 0);
+        let mut d = GapDetector::new(48_000, 4, 0, 1000);
         for i in 0..600u64 {
             let now = i * 16_667 * 1000;
             d.measured(now, (now as f64 * 48.0 / 1e6 * (1.0 - 300e-6)) as i64);
@@ -218,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_rise_that_goes_away_again_is_no_gap_when_confirming() {
-        let mut d = GapDetector::new(48_000, 4, 30);
+        let mut d = GapDetector::new(48_000, 4, 30, 1000);
         let mut lag = 0;
         for i in 0..600u64 {
             let now = i * 16_667 * 1000;

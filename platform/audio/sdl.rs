@@ -99,7 +99,7 @@ impl SdlAudio {
             delay: 0,
             // SDL's callback takes a device buffer at a time (the longest window), and its
             // thread catches up after a late wake-up (rises must hold 0.75 s).
-            heard: GapDetector::new(rate, 16, 45),
+            heard: GapDetector::new(rate, 16, 45, 1000),
             latency: WriteLatency::default(),
             epoch: Instant::now(),
             reopen: None,
