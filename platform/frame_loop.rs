@@ -21,7 +21,7 @@ use crate::dev::rebuild::{BuildEvent, BuildWatcher};
 use crate::input::script::{InputScript, ScriptError};
 use crate::input::{self, Key};
 use crate::measure::alloc_count::{self, AllocCounts};
-use crate::measure::stats::{self, Counters, Timings};
+use crate::measure::stats::{self, Counters, Lateness, Timings};
 use crate::memory::snapshot::{permanent_bytes, used_permanent_bytes, Snapshot};
 use crate::memory::{assets, MemoryError, MemoryLayout, MemoryRegions, PlatformMemoryBlock};
 use crate::reload::{mapped_copies, GameCode, GameCodeError, GameFunctions, ReloadOutcome, ShapeChange};
@@ -151,6 +151,8 @@ struct SoundState {
     failed: bool,
     /// Real-time priority for the sound threads: what was granted, undone when the run ends.
     rt: audio::rt::Grant,
+    /// How late after the frame's scheduled start each write happened.
+    write_late: Lateness,
 }
 
 /// The frame-rate lock.
@@ -257,6 +259,7 @@ impl<'a> Platform<'a> {
                 event: false,
                 failed: false,
                 rt,
+                write_late: Lateness::default(),
             },
             dev: DevLoop { watcher, build: None, live_loop },
             pacing: Pacing { paced, budget, next_frame_start: Instant::now() },
@@ -463,6 +466,10 @@ impl<'a> Platform<'a> {
         if self.sound.rt.check_demoted() {
             self.sound.event = true; // its one line allocates
         }
+        if self.pacing.paced {
+            let late = Instant::now().saturating_duration_since(self.pacing.next_frame_start);
+            self.sound.write_late.record(late);
+        }
         let allocs_before = AllocCounts::now();
         let wanted = self.audio.frames_wanted().min(MAX_SOUND_FRAMES);
         let queued_before = self.audio.status().queued_frames; // as `frames_wanted` just measured it
@@ -645,6 +652,8 @@ impl<'a> Platform<'a> {
         counters.latency_ms_max = ms(f64::from(status.latency_max_frames));
         // The device's delay averaged over the run (the last figure alone is one sample of a saw).
         counters.queue_ms = ms(f64::from(status.mean_queued_frames));
+        let late = &self.sound.write_late;
+        counters.write_late_ms = [late.percentile_ms(50.0), late.percentile_ms(99.0), late.max_ms()];
         counters.arena_high_water_bytes = self.arena.high_water() as u64 + self.memory.game_arena_high_water;
         counters.game_libs_mapped = mapped_copies(self.game.copies_dir());
         if let Some(path) = &self.config.sync_dump {

@@ -25,7 +25,7 @@ pub fn find_gaps(samples: &[f64], tone_hz: f64, rate: f64) -> Vec<Gap> {
     let two_cos_w = 2.0 * (std::f64::consts::TAU * tone_hz / rate).cos();
     let mut gaps: Vec<Gap> = Vec::new();
     let mut silent = 0usize;
-    let mut mark = |i: usize, gaps: &mut Vec<Gap>| match gaps.last_mut() {
+    let mark = |i: usize, gaps: &mut Vec<Gap>| match gaps.last_mut() {
         Some(g) if i <= g.at + g.span + MERGE => g.span = g.span.max(i + 1 - g.at),
         _ => gaps.push(Gap { at: i, span: 1 }),
     };
