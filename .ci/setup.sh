@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 #! The one install script for a fresh Debian/Ubuntu box: the system libraries the platform links
 #! (alsa-lib, SDL2) and what the paced audio tests need (a private PulseAudio with a null sink,
-#! ALSA's pulse plugin, parec, Xvfb for a hidden window), libpulse-dev for the l6_2_pulse lesson's
-#! binding and DejaVu Sans for the lessons' plot text. Idempotent; run as root (no sudo).
+#! a private PipeWire with its pulse server and WirePlumber on a session D-Bus, ALSA's pulse
+#! plugin, parec, Xvfb for a hidden window), libpulse-dev for the l6_2_pulse lesson's binding and
+#! DejaVu Sans for the lessons' plot text. Idempotent; run as root (no sudo).
 set -euo pipefail
 
 PACKAGES=(
@@ -12,6 +13,11 @@ PACKAGES=(
     libsdl2-dev
     pulseaudio
     pulseaudio-utils
+    pipewire
+    pipewire-bin
+    pipewire-pulse
+    wireplumber
+    dbus
     libasound2-plugins
     alsa-utils
     xvfb

@@ -97,6 +97,10 @@ pub struct Args {
     /// Write the audio-sync markers (one line per frame) to this file on exit.
     #[arg(long, value_name = "PATH")]
     pub sync_dump: Option<PathBuf>,
+    /// Do not ask for real-time priority for the threads that move sound (SCHED_FIFO for the
+    /// frame thread and the sound library's I/O thread, where root or RLIMIT_RTPRIO allows).
+    #[arg(long)]
+    pub no_rt: bool,
     /// A game call running longer than this is interrupted and treated like a crash.
     #[arg(long, value_name = "MS", default_value_t = 250, value_parser = clap::value_parser!(u32).range(10..=60_000))]
     pub game_timeout_ms: u32,
@@ -145,6 +149,8 @@ pub struct Config {
     pub play_loop: Option<PathBuf>,
     pub sync_dump: Option<PathBuf>,
     pub game_timeout_ms: u32,
+    /// Real-time priority for the sound threads (off with `--no-rt`).
+    pub rt: bool,
 }
 
 /// The range `--latency-ms` accepts: below 1 ms no device keeps up; above 1 s is not a game.
@@ -187,6 +193,7 @@ impl Config {
             play_loop: args.play_loop.clone(),
             sync_dump: args.sync_dump.clone(),
             game_timeout_ms: args.game_timeout_ms,
+            rt: !args.no_rt,
         })
     }
 }
@@ -226,6 +233,8 @@ mod tests {
         let config = Config::default();
         assert!((config.latency_ms - 33.33).abs() < 0.01);
         assert!(config.rebuild && config.game_timeout_ms == 250);
+        assert!(config.rt, "real-time priority is on by default");
+        assert!(!Config::from_args(&Args::parse_from(["handmade", "--no-rt"])).unwrap().rt);
     }
 
     #[test]

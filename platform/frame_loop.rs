@@ -21,7 +21,7 @@ use crate::dev::rebuild::{BuildEvent, BuildWatcher};
 use crate::input::script::{InputScript, ScriptError};
 use crate::input::{self, Key};
 use crate::measure::alloc_count::{self, AllocCounts};
-use crate::measure::stats::{self, Counters, Timings};
+use crate::measure::stats::{self, Counters, Lateness, Timings};
 use crate::memory::snapshot::{permanent_bytes, used_permanent_bytes, Snapshot};
 use crate::memory::{assets, MemoryError, MemoryLayout, MemoryRegions, PlatformMemoryBlock};
 use crate::reload::{mapped_copies, GameCode, GameCodeError, GameFunctions, ReloadOutcome, ShapeChange};
@@ -149,6 +149,10 @@ struct SoundState {
     event: bool,
     /// The device failed once (said once); the game keeps running without sound output.
     failed: bool,
+    /// Real-time priority for the sound threads: what was granted, undone when the run ends.
+    rt: audio::rt::Grant,
+    /// How late after the frame's scheduled start each write happened.
+    write_late: Lateness,
 }
 
 /// The frame-rate lock.
@@ -227,7 +231,7 @@ impl<'a> Platform<'a> {
         let live_loop = open_live_loop(config, memory.permanent_storage as u64, regions.permanent.len())?;
         signals::install();
         let window = if config.headless { None } else { open_window(config) };
-        let audio = open_audio(config, audio_sync)?;
+        let (audio, rt) = open_audio(config, audio_sync)?;
         let paced = audio.is_paced() || config.realtime || !config.headless;
         let budget = Duration::from_secs_f64(1.0 / f64::from(config.fps));
         Ok(Self {
@@ -254,6 +258,8 @@ impl<'a> Platform<'a> {
                 dip: false,
                 event: false,
                 failed: false,
+                rt,
+                write_late: Lateness::default(),
             },
             dev: DevLoop { watcher, build: None, live_loop },
             pacing: Pacing { paced, budget, next_frame_start: Instant::now() },
@@ -457,6 +463,13 @@ impl<'a> Platform<'a> {
     /// Sound: ask the backend how much it needs, let the game fill the stack buffer, check
     /// and fade what it wrote, write it. Returns whether the game failed.
     fn output_sound(&mut self, left: &mut [f32; MAX_SOUND_FRAMES], right: &mut [f32; MAX_SOUND_FRAMES]) -> bool {
+        if self.sound.rt.check_demoted() {
+            self.sound.event = true; // its one line allocates
+        }
+        if self.pacing.paced {
+            let late = Instant::now().saturating_duration_since(self.pacing.next_frame_start);
+            self.sound.write_late.record(late);
+        }
         let allocs_before = AllocCounts::now();
         let wanted = self.audio.frames_wanted().min(MAX_SOUND_FRAMES);
         let queued_before = self.audio.status().queued_frames; // as `frames_wanted` just measured it
@@ -632,8 +645,15 @@ impl<'a> Platform<'a> {
         let status = self.audio.status();
         let counters = &mut self.counters;
         counters.underruns = status.underruns;
+        let ms = |frames: f64| frames * 1e3 / f64::from(self.audio.sample_rate().max(1));
+        counters.gaps = status.gaps;
+        counters.gap_ms = ms(status.gap_frames as f64);
+        counters.latency_ms = ms(f64::from(status.latency_mean_frames));
+        counters.latency_ms_max = ms(f64::from(status.latency_max_frames));
         // The device's delay averaged over the run (the last figure alone is one sample of a saw).
-        counters.latency_ms = f64::from(status.mean_queued_frames) * 1e3 / f64::from(self.audio.sample_rate());
+        counters.queue_ms = ms(f64::from(status.mean_queued_frames));
+        let late = &self.sound.write_late;
+        counters.write_late_ms = [late.percentile_ms(50.0), late.percentile_ms(99.0), late.max_ms()];
         counters.arena_high_water_bytes = self.arena.high_water() as u64 + self.memory.game_arena_high_water;
         counters.game_libs_mapped = mapped_copies(self.game.copies_dir());
         if let Some(path) = &self.config.sync_dump {
@@ -671,7 +691,12 @@ fn start_watcher(game: &game_build::GameCrate) -> Option<BuildWatcher> {
     }
 }
 
-fn open_audio(config: &Config, audio_sync: &mut AudioSyncRing) -> Result<Box<dyn AudioOutput>, PlatformError> {
+/// Opens the sound output, then real-time priority for the threads that move the sound: the
+/// frame thread (this one) and the sound library's I/O thread the open started.
+fn open_audio(
+    config: &Config,
+    audio_sync: &mut AudioSyncRing,
+) -> Result<(Box<dyn AudioOutput>, audio::rt::Grant), PlatformError> {
     let desc = AudioDesc {
         sample_rate: config.sample_rate,
         fps: config.fps,
@@ -685,7 +710,9 @@ fn open_audio(config: &Config, audio_sync: &mut AudioSyncRing) -> Result<Box<dyn
     if !audio.is_paced() && config.realtime {
         log::info!("--realtime: the offline sound is paced by the clock at {} fps", config.fps);
     }
-    Ok(audio)
+    let mut rt = audio::rt::Grant::frame_thread(config.rt && audio.is_paced());
+    rt.io_threads_and_say();
+    Ok((audio, rt))
 }
 
 /// Live loop editing: `--play-loop` plays a recording from the start (a bad file is one line,

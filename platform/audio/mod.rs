@@ -11,8 +11,10 @@ use std::path::PathBuf;
 mod alsa;
 mod convert;
 pub mod fade;
+mod heard;
 mod pacing;
 mod reopen;
+pub mod rt;
 mod sdl;
 mod wav;
 
@@ -54,9 +56,20 @@ pub struct AudioStatus {
     pub queued_frames: u32,
     /// The device's buffer size in frames (0 offline).
     pub buffer_frames: u32,
+    /// What the device itself reported as underruns (ALSA's EPIPE, an empty SDL queue, an
+    /// empty delay while running). Through a sound server most heard gaps never show here.
     pub underruns: u64,
-    /// The device's delay averaged over every frame's measurement: the latency achieved.
+    /// The device's delay averaged over every frame's measurement (at write time).
     pub mean_queued_frames: f32,
+    /// Gaps a listener hears, seen as the play position falling behind the clock
+    /// (`heard::GapDetector`), and the frames of silence they add up to.
+    pub gaps: u64,
+    pub gap_frames: u64,
+    /// Time from a sample's write to its play, in frames: the mean over every sample written
+    /// and the largest. Counted from the delay the device reports; what a sound server holds
+    /// beyond that figure is not in it (see `heard.rs`).
+    pub latency_mean_frames: f32,
+    pub latency_max_frames: u32,
 }
 
 #[derive(Debug)]

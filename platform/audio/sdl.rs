@@ -17,6 +17,7 @@ use handmade_api::MAX_SOUND_FRAMES;
 use sdl2::audio::{AudioQueue, AudioSpecDesired, AudioStatus as SdlStatus};
 use sdl2::{AudioSubsystem, Sdl};
 
+use super::heard::{GapDetector, WriteLatency};
 use super::pacing::{Pacing, QueueStats};
 use super::reopen::{spawn_open, wait_for_open, Pending, Reopen, OPEN_TIMEOUT};
 use super::{interleave_i16, AudioDesc, AudioError, AudioOutput, AudioStatus};
@@ -31,6 +32,13 @@ pub struct SdlAudio {
     interleaved: Vec<i16>,
     underruns: u64,
     measured: QueueStats,
+    /// Frames queued since the device (re)opened, the priming silence included.
+    written: i64,
+    /// What this frame's write lands on: the queue plus SDL's device buffer.
+    delay: i64,
+    heard: GapDetector,
+    latency: WriteLatency,
+    epoch: Instant,
     /// `Some` while the device is lost and being reopened.
     reopen: Option<Reopen<Handoff<Opened>>>,
 }
@@ -72,7 +80,7 @@ impl SdlAudio {
         let (subsystem, queue) =
             wait_for_open(pending, OPEN_TIMEOUT, "the SDL audio device").map_err(unavailable)?.into_inner();
         let device_frames = u32::from(queue.spec().samples);
-        prime(&queue, prime_frames(pacing, device_frames));
+        let primed = prime(&queue, prime_frames(pacing, device_frames));
         log::debug!(
             "sdl: driver {} at {rate} Hz, S16, device buffer {device_frames} frames, keeping {} frames queued",
             subsystem.current_audio_driver(),
@@ -87,6 +95,13 @@ impl SdlAudio {
             interleaved: vec![0; 2 * MAX_SOUND_FRAMES],
             underruns: 0,
             measured: QueueStats::default(),
+            written: i64::from(primed),
+            delay: 0,
+            // SDL's callback takes a device buffer at a time (the longest window), and its
+            // thread catches up after a late wake-up (rises must hold 0.75 s).
+            heard: GapDetector::new(rate, 16, 45, 1000),
+            latency: WriteLatency::default(),
+            epoch: Instant::now(),
             reopen: None,
         })
     }
@@ -101,6 +116,7 @@ impl SdlAudio {
                 sdl2::get_error()
             );
             self.queue = None;
+            self.heard.restart();
             self.reopen = Some(Reopen::new("sdl: reopening the audio device".into(), Instant::now()));
         }
     }
@@ -120,7 +136,8 @@ impl SdlAudio {
             return;
         };
         let (_subsystem, queue) = opened.into_inner();
-        prime(&queue, prime_frames(self.pacing, self.device_frames));
+        self.written = i64::from(prime(&queue, prime_frames(self.pacing, self.device_frames)));
+        self.heard.restart();
         log::info!(
             "sdl: audio device reopened after {:.1} s ({} attempts)",
             reopen.lost_for(now).as_secs_f64(),
@@ -153,7 +170,9 @@ impl AudioOutput for SdlAudio {
                                        // The queue is primed at open, so an empty one means SDL's thread found nothing and
                                        // played silence.
         self.underruns += u64::from(queued == 0);
-        self.measured.record(i64::from(queued + self.device_frames));
+        self.delay = i64::from(queued + self.device_frames);
+        self.measured.record(self.delay);
+        self.heard.measured(self.epoch.elapsed().as_nanos() as u64, self.written - self.delay);
         // SDL's thread takes a whole device buffer per callback and pads with silence what the
         // queue lacks, so the queue must still hold one device buffer when our next frame is
         // a little late: keep the target, one frame and one device buffer queued. The queue
@@ -173,6 +192,8 @@ impl AudioOutput for SdlAudio {
         let out = &mut self.interleaved[..2 * n];
         interleave_i16(&left[..n], &right[..n], out);
         queue.queue_audio(out).map_err(|reason| AudioError::Io { backend: "sdl", reason })?;
+        self.latency.wrote(self.delay, n);
+        self.written += n as i64;
         Ok(n)
     }
 
@@ -182,6 +203,10 @@ impl AudioOutput for SdlAudio {
             buffer_frames: self.device_frames,
             underruns: self.underruns,
             mean_queued_frames: self.measured.mean(),
+            gaps: self.heard.gaps(),
+            gap_frames: self.heard.gap_frames(),
+            latency_mean_frames: self.latency.mean_frames(),
+            latency_max_frames: self.latency.max_frames(),
         }
     }
 
@@ -213,10 +238,16 @@ fn prime_frames(pacing: Pacing, device_frames: u32) -> u32 {
     pacing.goal(device_frames) + pacing.tick_frames + SDL_PACKET_FRAMES
 }
 
-fn prime(queue: &AudioQueue<i16>, frames: u32) {
+/// Returns the frames it queued.
+fn prime(queue: &AudioQueue<i16>, frames: u32) -> u32 {
     let silence = vec![0i16; 2 * frames as usize];
-    let _ = queue.queue_audio(&silence);
+    let queued = queue.queue_audio(&silence).is_ok();
     queue.resume();
+    if queued {
+        frames
+    } else {
+        0
+    }
 }
 
 /// SDL's device buffer: a quarter of the target, so SDL's callback takes small bites and the

@@ -56,6 +56,47 @@ impl<'a> Timings<'a> {
     }
 }
 
+/// A small fixed histogram of lateness in 0.1 ms buckets up to 50 ms (later ones count in the
+/// last bucket, and toward `max`), for a figure recorded once a frame without an arena.
+#[derive(Debug, Clone)]
+pub struct Lateness {
+    buckets: [u32; 500],
+    count: u64,
+    max: Duration,
+}
+
+impl Default for Lateness {
+    fn default() -> Self {
+        Self { buckets: [0; 500], count: 0, max: Duration::ZERO }
+    }
+}
+
+impl Lateness {
+    pub fn record(&mut self, late: Duration) {
+        let i = ((late.as_micros() / 100) as usize).min(self.buckets.len() - 1);
+        self.buckets[i] = self.buckets[i].saturating_add(1);
+        self.count += 1;
+        self.max = self.max.max(late);
+    }
+
+    /// The `p`-th percentile in milliseconds, to bucket resolution (the bucket's top).
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        let rank = ((p / 100.0) * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0u64;
+        for (i, &c) in self.buckets.iter().enumerate() {
+            seen += u64::from(c);
+            if seen >= rank {
+                return ((i + 1) as f64 * 0.1).min(self.max_ms());
+            }
+        }
+        self.max_ms()
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.max.as_secs_f64() * 1e3
+    }
+}
+
 /// Everything `--stats` prints. Counters only; timings live in `Timings`.
 #[derive(Debug, Default, Clone)]
 pub struct Counters {
@@ -71,8 +112,28 @@ pub struct Counters {
     pub reload_heap_allocs: u64,
     /// Allocations inside the sound path (output-sound call, conversion, device write), all frames.
     pub sound_heap_allocs: u64,
+    /// Underruns the device itself reported (see `gaps` for what a listener hears).
     pub underruns: u64,
+    /// Gaps a listener hears: the device's play position fell behind the clock (the platform
+    /// inserted no silence, so a server or the device did). Through PipeWire each is one
+    /// quantum of silence or more.
+    pub gaps: u64,
+    /// The silence those gaps add up to.
+    pub gap_ms: f64,
+    /// Time from a sample's write to its play, mean over every sample written: the device's
+    /// delay at the write plus what was written before the sample in the same write. The delay
+    /// is the figure the device (the ALSA plugin, SDL's queue plus its device buffer) gives;
+    /// a sound server's own queue beyond that figure (its graph cycle, its sink's buffer) is
+    /// not visible to the platform and not included.
     pub latency_ms: f64,
+    /// The largest such time over the run.
+    pub latency_ms_max: f64,
+    /// The device's delay at write time, averaged over the frames (the old `latency_ms`).
+    pub queue_ms: f64,
+    /// How late after the frame's scheduled start the sound was written: the frame thread's
+    /// wake-up lateness plus the input and update work before the sound phase (for the demo
+    /// a fraction of a millisecond). p50, p99, max.
+    pub write_late_ms: [f64; 3],
     pub arena_high_water_bytes: u64,
     pub nonfinite_samples: u64,
     /// Frames in which the game changed the sound buffer's frame count (ignored).
@@ -111,7 +172,14 @@ pub fn format_line(c: &Counters, frame: &Timings<'_>, reload: &Timings<'_>, resi
     kv("sound_heap_allocs", &c.sound_heap_allocs);
     kv("alloc_counting", &c.alloc_counting);
     kv("underruns", &c.underruns);
+    kv("gaps", &c.gaps);
+    kv("gap_ms", &format!("{:.1}", c.gap_ms));
     kv("latency_ms", &format!("{:.2}", c.latency_ms));
+    kv("latency_ms_max", &format!("{:.2}", c.latency_ms_max));
+    kv("queue_ms", &format!("{:.2}", c.queue_ms));
+    kv("write_late_ms_p50", &format!("{:.1}", c.write_late_ms[0]));
+    kv("write_late_ms_p99", &format!("{:.1}", c.write_late_ms[1]));
+    kv("write_late_ms_max", &format!("{:.2}", c.write_late_ms[2]));
     kv("arena_high_water_bytes", &c.arena_high_water_bytes);
     kv("resident_mib", &format!("{resident_mib:.1}"));
     kv("nonfinite_samples", &c.nonfinite_samples);
@@ -149,6 +217,16 @@ mod tests {
         assert!((t.percentile_ms(50.0) - 51.005).abs() < 0.01, "the 51st of 101: {}", t.percentile_ms(50.0));
         assert_eq!(t.max_ms(), 5000.0);
         assert_eq!(t.count(), 101);
+    }
+
+    #[test]
+    fn lateness_percentiles() {
+        let mut l = Lateness::default();
+        for us in [50, 120, 130, 900, 80_000] {
+            l.record(Duration::from_micros(us));
+        }
+        assert_eq!((l.percentile_ms(50.0), l.max_ms()), (0.2, 80.0));
+        assert_eq!(l.percentile_ms(99.0), 50.0, "past the last bucket");
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! reading and checking the sound it wrote. Test code: helpers panic with a clear message
 //! instead of returning errors.
 
+mod gaps;
 mod paths;
 mod process;
 mod sound;
 mod stats;
 mod tone;
 
+pub use gaps::{find_gaps, Gap};
 pub use paths::{
     build_c_library, build_game_variant, cargo_build, copy_workspace, example_binary, platform_binary, profile_dir,
     target_dir, workspace,

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+#! A private PipeWire (pipewire + wireplumber + pipewire-pulse, on a session dbus-daemon) with
+#! a 48 kHz null sink, for headless tests that need real pacing through the server most Linux
+#! desktops run (issue 12). The same interface as .ci/pulse-null-sink.sh; everything lives in
+#! a temp dir and is torn down on exit, also on failure.
+#!
+#! Usage:
+#!   .ci/pipewire-null-sink.sh run [--record OUT.wav] [--keep-log] -- COMMAND [ARGS...]
+#!       Starts the servers, runs COMMAND with PULSE_SERVER (pipewire-pulse), HOME (holding an
+#!       .asoundrc that routes ALSA's `default` to the pulse plugin) and SDL_AUDIODRIVER set,
+#!       and with --record captures what the sink played (its monitor, 48 kHz s16le stereo
+#!       WAV). Exits with COMMAND's status.
+#!   .ci/pipewire-null-sink.sh shell
+#!       Same environment, for poking around by hand: runs $SHELL inside it.
+#!
+#! Environment seen by COMMAND: as with pulse-null-sink.sh (PULSE_SERVER, PULSE_SINK_NAME,
+#! PULSE_TMP, HOME, XDG_RUNTIME_DIR, SDL_AUDIODRIVER, PULSE_NULL_SINK_KILL / _START, CARGO_HOME,
+#! RUSTUP_HOME), plus DBUS_SESSION_BUS_ADDRESS, SOUND_SERVER=pipewire and
+#! PULSE_NULL_SINK_PIDS (a script printing the sound servers' pids, for stop/cont fault tests).
+#! SDL_AUDIODRIVER is `pulseaudio` (through pipewire-pulse) unless
+#! PIPEWIRE_NULL_SINK_SDL_DRIVER names another (`pipewire`: SDL's own PipeWire driver).
+set -euo pipefail
+
+SINK=handmade_null
+RATE=48000
+
+usage() {
+    sed -n 's/^#! \{0,1\}//p' "$0" | sed -n '2,22p' >&2
+    exit 2
+}
+
+mode=${1:-}
+[[ $mode == run || $mode == shell ]] || usage
+shift
+record=""
+keep_log=0
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --record) record=$2; shift 2 ;;
+        --keep-log) keep_log=1; shift ;;
+        --) shift; break ;;
+        *) usage ;;
+    esac
+done
+if [[ $mode == run && $# -eq 0 ]]; then usage; fi
+for tool in pipewire wireplumber pipewire-pulse dbus-daemon pactl; do
+    command -v "$tool" >/dev/null || {
+        echo "pipewire-null-sink: $tool is not installed (.ci/setup.sh)" >&2
+        exit 3
+    }
+done
+
+real_home=$HOME
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/handmade-pipewire.XXXXXX")
+chmod 700 "$tmp"
+bus_pid=""
+rec_pid=""
+
+# Every pid the start script ever wrote (a test may restart the servers): ours to end.
+server_pids() {
+    cat "$tmp/server.pids" 2>/dev/null || true
+}
+
+teardown() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [[ -n $rec_pid ]]; then
+        kill -INT "$rec_pid" 2>/dev/null || true
+        wait "$rec_pid" 2>/dev/null || true
+    fi
+    local pids
+    pids=$(server_pids)
+    if [[ -n $pids ]]; then
+        # A stopped server (a fault test) must be continued to see the TERM.
+        kill -CONT $pids 2>/dev/null || true
+        kill -TERM $pids 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 $pids 2>/dev/null || break; sleep 0.1; done
+        kill -KILL $pids 2>/dev/null || true
+    fi
+    if [[ -n $bus_pid ]]; then
+        kill -TERM "$bus_pid" 2>/dev/null || true
+        wait "$bus_pid" 2>/dev/null || true
+    fi
+    if [[ $status -ne 0 || $keep_log -eq 1 ]]; then
+        for log in pipewire wireplumber pipewire-pulse; do
+            if [[ -s $tmp/$log.log ]]; then
+                echo "pipewire-null-sink: $log log follows" >&2
+                tail -n "${PULSE_NULL_SINK_LOG_LINES:-30}" "$tmp/$log.log" >&2
+            fi
+        done
+    fi
+    rm -rf "$tmp"
+    exit "$status"
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$tmp/home/.config/pulse" "$tmp/run" "$tmp/state"
+chmod 700 "$tmp/run"
+export CARGO_HOME=${CARGO_HOME:-$real_home/.cargo}
+export RUSTUP_HOME=${RUSTUP_HOME:-$real_home/.rustup}
+export HOME=$tmp/home
+export XDG_RUNTIME_DIR=$tmp/run
+export XDG_CONFIG_HOME=$tmp/home/.config
+# WirePlumber keeps its default-node choices here: private, so no run sees another's.
+export XDG_STATE_HOME=$tmp/state
+export PULSE_RUNTIME_PATH=$tmp/run/pulse
+export PULSE_SERVER=unix:$tmp/run/pulse/native
+export PULSE_SINK_NAME=$SINK
+export PULSE_TMP=$tmp
+export SOUND_SERVER=pipewire
+export SDL_AUDIODRIVER=${PIPEWIRE_NULL_SINK_SDL_DRIVER:-pulseaudio}
+export DBUS_SESSION_BUS_ADDRESS=unix:path=$tmp/run/bus
+# Logs go to our files, not the journal.
+export PIPEWIRE_LOG_SYSTEMD=false
+echo "autospawn = no" >"$XDG_CONFIG_HOME/pulse/client.conf"
+export PULSE_CLIENTCONFIG=$XDG_CONFIG_HOME/pulse/client.conf
+
+# ALSA's `default` goes to the pulse plugin (libasound2-plugins), and so to pipewire-pulse.
+cat >"$HOME/.asoundrc" <<'EOF'
+pcm.!default { type pulse }
+ctl.!default { type pulse }
+EOF
+
+# The session bus: WirePlumber needs one (it also owns the device reservation names there).
+# It is not the sound server, so a test's kill/start hooks leave it running.
+dbus-daemon --session --nofork --nopidfile --address="$DBUS_SESSION_BUS_ADDRESS" >"$tmp/dbus.log" 2>&1 &
+bus_pid=$!
+for _ in $(seq 100); do [[ -S $tmp/run/bus ]] && break; sleep 0.02; done
+[[ -S $tmp/run/bus ]] || { echo "pipewire-null-sink: dbus-daemon did not start" >&2; exit 4; }
+
+# The start command is a script of its own so a test can kill the servers and start them
+# again (PULSE_NULL_SINK_KILL / PULSE_NULL_SINK_START). It starts the three daemons, waits for
+# pipewire-pulse to answer, loads the null sink (a module of pipewire-pulse: it goes when that
+# does) and makes it the default, then stays until the daemons end, like `pulseaudio` does.
+# As root PipeWire's module-rt makes its data threads SCHED_FIFO, as rtkit does on a desktop.
+cat >"$tmp/start-server.sh" <<START
+#!/usr/bin/env bash
+pipewire >>"$tmp/pipewire.log" 2>&1 </dev/null &
+pw=\$!
+echo \$pw >>"$tmp/server.pids"
+for _ in \$(seq 100); do [[ -S "$tmp/run/pipewire-0" ]] && break; sleep 0.02; done
+wireplumber >>"$tmp/wireplumber.log" 2>&1 </dev/null &
+echo \$! >>"$tmp/server.pids"
+pipewire-pulse >>"$tmp/pipewire-pulse.log" 2>&1 </dev/null &
+echo \$! >>"$tmp/server.pids"
+for _ in \$(seq 250); do pactl info >/dev/null 2>&1 && break; sleep 0.02; done
+pactl load-module module-null-sink sink_name=$SINK rate=$RATE channels=2 format=s16le \\
+    sink_properties=device.description=handmade-null >/dev/null
+pactl set-default-sink $SINK
+touch "$tmp/ready"
+wait
+START
+# Kills the sound servers (not the bus) as a crash would.
+printf '#!/usr/bin/env bash\nrm -f "%s/ready"\nkill -KILL $(cat "%s/server.pids") 2>/dev/null || true\n' \
+    "$tmp" "$tmp" >"$tmp/kill-server.sh"
+printf '#!/usr/bin/env bash\ncat "%s/server.pids"\n' "$tmp" >"$tmp/server-pids.sh"
+chmod +x "$tmp/start-server.sh" "$tmp/kill-server.sh" "$tmp/server-pids.sh"
+export PULSE_NULL_SINK_START="$tmp/start-server.sh" PULSE_NULL_SINK_KILL="$tmp/kill-server.sh"
+export PULSE_NULL_SINK_PIDS="$tmp/server-pids.sh"
+"$tmp/start-server.sh" &
+
+for _ in $(seq 250); do
+    [[ -e $tmp/ready ]] && break
+    sleep 0.02
+done
+[[ -e $tmp/ready ]] || { echo "pipewire-null-sink: the servers were not ready within 5 s" >&2; exit 4; }
+pactl list short sinks | grep -q "$SINK" || { echo "pipewire-null-sink: no $SINK sink" >&2; exit 4; }
+
+if [[ -n $record ]]; then
+    parec --device="$SINK.monitor" --rate=$RATE --channels=2 --format=s16le \
+        --latency-msec=10 --file-format=wav "$record" &
+    rec_pid=$!
+    # Let the recording stream connect before the command makes sound.
+    for _ in $(seq 40); do
+        pactl list short source-outputs 2>/dev/null | grep -q . && break
+        sleep 0.05
+    done
+fi
+
+if [[ $mode == shell ]]; then
+    echo "pipewire-null-sink: PULSE_SERVER=$PULSE_SERVER HOME=$HOME (exit the shell to tear down)" >&2
+    "${SHELL:-bash}" || true
+    exit 0
+fi
+
+set +e
+"$@"
+cmd_status=$?
+set -e
+# Let the sink render what is still queued before the recording stops.
+[[ -n $record ]] && sleep 0.3
+exit "$cmd_status"

@@ -1,0 +1,160 @@
+//! Sound through PipeWire (issue 12), beyond what audio_paced.rs runs through both servers:
+//! the platform's `gaps` figure against the gaps in the recording when there are many (a
+//! latency too low to be clean), through PipeWire and through PulseAudio; SDL through SDL's
+//! own PipeWire driver; and the one line saying what real-time priority was granted.
+//!
+//! Needs pipewire, wireplumber, pipewire-pulse and pulseaudio (.ci/setup.sh); without them the
+//! tests say so and skip, except under `CI=true`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use common::{build_game_variant, check_tone, find_gaps, read_wav, stat_u64, RATE, TONE_HZ};
+
+/// One paced run at a time (see audio_paced.rs).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn harness(server: &str) -> Option<PathBuf> {
+    let programs: &[&str] = match server {
+        "pipewire" => &["pipewire", "wireplumber", "pipewire-pulse", "dbus-daemon"],
+        _ => &["pulseaudio"],
+    };
+    let found = programs
+        .iter()
+        .all(|p| Command::new("sh").args(["-c", &format!("command -v {p}")]).output().is_ok_and(|o| o.status.success()));
+    if !found {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{server} is not installed and CI=true: .ci/setup.sh");
+        eprintln!("SKIPPED: {server} is not installed (.ci/setup.sh installs it)");
+        return None;
+    }
+    Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(".ci/{server}-null-sink.sh")))
+}
+
+/// Runs the platform headless through `server`'s null sink, recorded; `env` is set for it.
+fn run_recorded(server: &str, wav: &Path, args: &[&str], env: &[(&str, &str)]) -> Option<Output> {
+    let script = harness(server)?;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let output = Command::new(script)
+        .arg("run")
+        .arg("--record")
+        .arg(wav)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_handmade"))
+        .args(["--headless", "--stats", "--no-rebuild", "--game-lib"])
+        .arg(build_game_variant(""))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("run the null-sink harness");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{server}: {}\n{stderr}", output.status);
+    Some(output)
+}
+
+/// The gaps in the recording's body: from half a second into the sound (the platform's gap
+/// count settles for that long after the device starts) to 0.3 s before its end.
+fn recorded_gaps(wav: &Path) -> (u64, Vec<f64>) {
+    let (left, _) = read_wav(wav);
+    let loud = |s: &f64| s.abs() > 0.01;
+    let first = left.iter().position(loud).expect("the recording is silent");
+    let last = left.iter().rposition(loud).unwrap();
+    let body = left[first + (0.5 * RATE) as usize..last - (0.3 * RATE) as usize].to_vec();
+    (find_gaps(&body, TONE_HZ, RATE).len() as u64, body)
+}
+
+/// At 2 ms (below a PipeWire quantum, below what PulseAudio's null sink keeps up with) the
+/// sound breaks up many times in 5 s. The platform cannot hear the sink, but it sees its play
+/// position fall behind the clock: its `gaps` must agree with the recording's. The device's
+/// own underrun figure is printed beside them: it sees a fraction at most.
+fn gaps_agree_with_the_recording(server: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = dir.path().join("low.wav");
+    let args = ["--audio", "alsa", "--latency-ms", "2", "--frames", "300"];
+    let Some(output) = run_recorded(server, &wav, &args, &[]) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (heard, _) = recorded_gaps(&wav);
+    let counted = stat_u64(&output.stdout, "gaps");
+    let underruns = stat_u64(&output.stdout, "underruns");
+    eprintln!("{server}: gaps counted {counted}, in the recording {heard}, device underruns {underruns}");
+    assert!(heard >= 5, "{server}: 2 ms should break up; the comparison needs gaps to compare:\n{stdout}");
+    // PulseAudio leaves many gaps under 0.25 ms at 2 ms, below what the figure resolves.
+    let tolerance = (heard * 2 / 5).max(3);
+    assert!(
+        counted.abs_diff(heard) <= tolerance,
+        "{server}: the platform counted {counted} gaps, the recording has {heard} (tolerance {tolerance}):\n{stdout}"
+    );
+}
+
+#[test]
+fn gaps_agree_with_the_recording_through_pipewire() {
+    gaps_agree_with_the_recording("pipewire");
+}
+
+#[test]
+fn gaps_agree_with_the_recording_through_pulseaudio() {
+    gaps_agree_with_the_recording("pulse");
+}
+
+/// SDL's own PipeWire driver (SDL 2.26 has one; `SDL_AUDIODRIVER=pipewire`): the run uses it,
+/// the tone arrives at the right pitch and length, and the platform's gap figure never claims
+/// more gaps than the recording has. It may claim fewer: SDL's queue only says what SDL's
+/// thread took, and the figure waits 0.75 s for a rise to hold (heard.rs), so gaps closer
+/// together count once. (This driver is not clean on this machine even at 33 ms: measured in
+/// examples/latency_report.rs.)
+#[test]
+fn sdl_plays_through_sdls_own_pipewire_driver() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = dir.path().join("sdl.wav");
+    let env = [("PIPEWIRE_NULL_SINK_SDL_DRIVER", "pipewire")];
+    let Some(output) = run_recorded("pipewire", &wav, &["--audio", "sdl", "--frames", "300"], &env) else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stderr.contains("sdl: driver pipewire"), "not SDL's pipewire driver:\n{stderr}");
+    let (heard, body) = recorded_gaps(&wav);
+    // Pitch on the longest stretch between gaps (silences stretch the zero crossings).
+    let mut edges = vec![0];
+    edges.extend(find_gaps(&body, TONE_HZ, RATE).iter().flat_map(|g| [g.at, g.at + g.span]));
+    edges.push(body.len());
+    let (from, to) = edges.chunks(2).map(|c| (c[0], c[1])).max_by_key(|(a, b)| b.saturating_sub(*a)).unwrap();
+    let report = check_tone(&body[from..to], TONE_HZ, RATE);
+    assert!(to - from > RATE as usize / 10, "no stretch of 0.1 s without a gap: {heard} gaps");
+    assert!((report.frequency_hz - TONE_HZ).abs() < 0.5, "{report:?}");
+    assert!((report.peak - common::DEFAULT_AMPLITUDE).abs() < 0.01, "{report:?}");
+    let seconds = body.len() as f64 / RATE + 0.8;
+    assert!((4.5..=5.6).contains(&seconds), "{seconds:.2} s of sound for 5 s of frames");
+    let counted = stat_u64(&output.stdout, "gaps");
+    assert!(counted <= heard, "counted {counted} gaps, the recording has {heard}:\n{stdout}");
+    assert!(heard == 0 || counted > 0, "the recording has {heard} gaps, the platform saw none:\n{stdout}");
+}
+
+/// Real-time priority is on by default and said in one line; `--no-rt` turns it off, also
+/// said in one line. Where it is granted (root here, or RLIMIT_RTPRIO), the line names the
+/// sound library's I/O thread that was promoted with the frame thread.
+#[test]
+fn real_time_priority_is_said_once_and_turned_off_by_no_rt() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = dir.path().join("rt.wav");
+    for (flag, expected) in [(None, "real-time: "), (Some("--no-rt"), "real-time: off (--no-rt)")] {
+        let mut args = vec!["--audio", "alsa", "--frames", "60"];
+        args.extend(flag);
+        let Some(output) = run_recorded("pipewire", &wav, &args, &[]) else {
+            return;
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("real-time:")).collect();
+        assert_eq!(lines.len(), 1, "{flag:?}:\n{stderr}");
+        assert!(lines[0].contains(expected), "{flag:?}: {}", lines[0]);
+        // SAFETY: geteuid only reads the process's credentials.
+        if flag.is_none() && unsafe { libc::geteuid() } == 0 {
+            assert!(lines[0].contains("SCHED_FIFO") && lines[0].contains("threaded-ml"), "{}", lines[0]);
+        }
+    }
+}
