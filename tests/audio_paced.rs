@@ -122,14 +122,15 @@ fn server_available(server: Server) -> bool {
 
 /// The machine is shared: other builds can stall the sound path however it is scheduled (a
 /// page fault waiting on the disk), and a gap or two in ten seconds is then the machine's.
-/// Tolerated only when few, and only when the platform's own `gaps` figure saw them too:
-/// the figure must agree with the recording within one either way.
+/// Tolerated only when few. The platform's `gaps` figure is an estimate from the device's
+/// delay (it cannot see the server's own queue): here it must stay within those few of the
+/// recording; tests/audio_pipewire.rs checks it against a recording with many real gaps.
 const MACHINE_GAPS: u64 = 2;
 
 fn check_gaps(counted: u64, heard: u64, backend: &str, stdout: &str) {
     let what = format!("{backend}: {counted} gaps counted by the platform, {heard} found in the recording");
     assert!(heard <= MACHINE_GAPS, "{what}:\n{stdout}");
-    assert!(counted.abs_diff(heard) <= 1, "{what}: the figure disagrees with the recording:\n{stdout}");
+    assert!(counted.abs_diff(heard) <= MACHINE_GAPS, "{what}: the figure disagrees with the recording:\n{stdout}");
     if heard > 0 {
         eprintln!("{what}: tolerated as the shared machine's (at most {MACHINE_GAPS})");
     }
