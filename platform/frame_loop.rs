@@ -228,7 +228,8 @@ impl<'a> Platform<'a> {
             .map_err(|e| PlatformError::Other(format!("cannot guard the game's calls: {e}")))?;
         let watcher = watched.and_then(|game| start_watcher(&game));
         let rollback_snapshot = Snapshot::new(&mut arena, regions.permanent.len())?;
-        let live_loop = open_live_loop(config, memory.permanent_storage as u64, regions.permanent.len())?;
+        let state = game.state_fingerprint();
+        let live_loop = open_live_loop(config, memory.permanent_storage as u64, regions.permanent.len(), state)?;
         signals::install();
         let window = if config.headless { None } else { open_window(config) };
         let (audio, rt) = open_audio(config, audio_sync)?;
@@ -427,6 +428,7 @@ impl<'a> Platform<'a> {
         }
         self.memory.reloaded = 1;
         self.sound.dip = true;
+        self.dev.live_loop.set_state_fingerprint(change.new.map_or(0, |l| l.fingerprint));
         if self.dev.live_loop.stop() {
             log::warn!("live loop stopped: its recording holds the state's old shape");
         }
@@ -710,16 +712,28 @@ fn open_audio(
     if !audio.is_paced() && config.realtime {
         log::info!("--realtime: the offline sound is paced by the clock at {} fps", config.fps);
     }
-    let mut rt = audio::rt::Grant::frame_thread(config.rt && audio.is_paced());
+    let mut rt = audio::rt::Grant::frame_thread(config.rt, audio.is_paced());
     rt.io_threads_and_say();
     Ok((audio, rt))
 }
 
 /// Live loop editing: `--play-loop` plays a recording from the start (a bad file is one line,
 /// and the run goes on live); otherwise `l` records to `--loop-file` or a private directory.
-fn open_live_loop(config: &Config, permanent_base: u64, permanent_len: usize) -> Result<LiveLoop, PlatformError> {
+/// A recording of another state shape than the game's (`state`, its fingerprint) is refused.
+fn open_live_loop(
+    config: &Config,
+    permanent_base: u64,
+    permanent_len: usize,
+    state: u64,
+) -> Result<LiveLoop, PlatformError> {
     if let Some(path) = &config.play_loop {
         match LiveLoop::open_recording(path, permanent_base, permanent_len, config.loop_file.clone()) {
+            Ok(recording) if state != 0 && ![0, state].contains(&recording.recorded_state_fingerprint()) => log::error!(
+                "loop file {} is not usable: recorded with the game's state in another shape (fingerprint {:016x}, \
+                 this game's is {state:016x}); playing live instead",
+                path.display(),
+                recording.recorded_state_fingerprint()
+            ),
             Ok(recording) => {
                 log::info!("live loop: playing {} ({} recorded frames)", path.display(), recording.recorded_frames());
                 return Ok(recording);
@@ -733,8 +747,10 @@ fn open_live_loop(config: &Config, permanent_base: u64, permanent_len: usize) ->
     };
     let loop_file = config.loop_file.clone().filter(|f| !same_as_played(f));
     let max_frames = u64::from(config.fps) * 120;
-    LiveLoop::new(loop_file, max_frames)
-        .map_err(|e| PlatformError::Other(format!("cannot create the loop recording directory: {e}")))
+    let mut live = LiveLoop::new(loop_file, max_frames)
+        .map_err(|e| PlatformError::Other(format!("cannot create the loop recording directory: {e}")))?;
+    live.set_state_fingerprint(state);
+    Ok(live)
 }
 
 /// The window, or, where none can open, the headless fallback (which changes `config`).

@@ -644,3 +644,25 @@ fn the_doc_path_finder_finds_links_and_code_paths() {
     let text = "see [x](examples/README.md#top) and `platform/guard/mod.rs:90`, not `cargo run` or [w](https://a.b)";
     assert_eq!(doc_paths(text), ["examples/README.md", "platform/guard/mod.rs"]);
 }
+
+// ---- 10.1: a recording of another state shape ------------------------------------------------
+
+/// A loop recorded by a game whose state had one shape is never replayed into a game whose
+/// state has another: one line, and the run goes on live. The same game plays it.
+#[test]
+fn a_recording_of_another_state_shape_is_refused() {
+    let (game, grown) = (build_game_variant(""), build_game_variant("state-grow"));
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.txt");
+    fs::write(&record, "5 l down\n6 l up\n").unwrap();
+    let loop_file = dir.path().join("x.hml");
+    expect_success(&short_run(&game, 40, &["--audio", "none", "--input-script", s(&record), "--loop-file", s(&loop_file)]));
+    let out = short_run(&grown, 20, &["--audio", "none", "--play-loop", s(&loop_file)]);
+    let stderr = expect_success(&out);
+    assert_eq!(count(&stderr, "recorded with the game's state in another shape"), 1, "{stderr}");
+    assert_eq!(count(&stderr, "live loop: playing"), 0, "{stderr}");
+    let out = short_run(&game, 20, &["--audio", "none", "--play-loop", s(&loop_file)]);
+    let stderr = expect_success(&out);
+    assert_eq!(count(&stderr, "another shape"), 0, "{stderr}");
+    assert_eq!(count(&stderr, "live loop: playing"), 1, "the same game plays it: {stderr}");
+}

@@ -39,10 +39,15 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Promotes the calling (frame) thread, when `wanted`; says in one line what was granted.
-    pub fn frame_thread(wanted: bool) -> Self {
+    /// Promotes the calling (frame) thread, when `wanted` (the flag) and the sound is paced by
+    /// a device; says in one line what was granted.
+    pub fn frame_thread(wanted: bool, paced: bool) -> Self {
         if !wanted {
             log::info!("real-time: off (--no-rt); sound threads run at normal priority");
+            return Self::default();
+        }
+        if !paced {
+            log::info!("real-time: not asked for: no sound device paces this run");
             return Self::default();
         }
         if let Err(e) = limit_rttime() {
@@ -241,7 +246,7 @@ mod tests {
     #[test]
     fn children_of_the_frame_thread_stay_at_normal_priority() {
         let worker = std::thread::spawn(|| {
-            let grant = Grant::frame_thread(true);
+            let grant = Grant::frame_thread(true, true);
             if !grant.frame_thread_granted() {
                 eprintln!("SKIPPED: real-time priority is not granted here");
                 return;
@@ -260,7 +265,7 @@ mod tests {
 
     #[test]
     fn off_is_off() {
-        let grant = Grant::frame_thread(false);
+        let grant = Grant::frame_thread(false, true);
         assert!(!grant.frame_thread_granted());
         assert_eq!(policy_of(0), libc::SCHED_OTHER);
     }

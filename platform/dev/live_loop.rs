@@ -18,8 +18,8 @@ use memmap2::MmapMut;
 
 use crate::memory::snapshot::{permanent_bytes, used_permanent_bytes};
 
-const MAGIC: [u8; 8] = *b"HMLOOP\x00\x02";
-const HEADER_BYTES: usize = 72;
+const MAGIC: [u8; 8] = *b"HMLOOP\x00\x03";
+const HEADER_BYTES: usize = 80;
 const SNAPSHOT_OFFSET: usize = 4096;
 const BUTTON_BYTES: usize = 5;
 const CONTROLLER_BYTES: usize = 2 + 8 + button::COUNT * BUTTON_BYTES;
@@ -43,7 +43,7 @@ impl fmt::Display for LoopError {
 
 impl std::error::Error for LoopError {}
 
-/// The header fields, in file order (eight little-endian u64s).
+/// The header fields, in file order (nine little-endian u64s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header {
     layout_hash: u64,
@@ -56,6 +56,9 @@ struct Header {
     /// Where the game's permanent storage was: its state holds pointers into it (its arenas,
     /// delay lines, pools), so a snapshot is only valid at the same address.
     permanent_base: u64,
+    /// The game state's layout fingerprint (`game_state_layout`; 0 when the game does not say):
+    /// a snapshot of one shape is never replayed into a game of another.
+    state_fingerprint: u64,
 }
 
 impl Header {
@@ -70,6 +73,7 @@ impl Header {
             self.complete,
             self.checksum,
             self.permanent_base,
+            self.state_fingerprint,
         ];
         for (i, v) in fields.iter().enumerate() {
             out[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_le_bytes());
@@ -93,6 +97,7 @@ impl Header {
             complete: field(5),
             checksum: field(6),
             permanent_base: field(7),
+            state_fingerprint: field(8),
         })
     }
 
@@ -254,6 +259,7 @@ impl LiveLoop {
             complete: 0,
             checksum: 0,
             permanent_base: 0,
+            state_fingerprint: 0,
         };
         Ok(Self {
             path,
@@ -321,6 +327,16 @@ impl LiveLoop {
         live.header = header;
         live.mode = LoopMode::Playing;
         Ok(live)
+    }
+
+    /// The running game's state fingerprint, stamped on new recordings.
+    pub fn set_state_fingerprint(&mut self, fingerprint: u64) {
+        self.header.state_fingerprint = fingerprint;
+    }
+
+    /// The state fingerprint the recording being played was made with (0: not said).
+    pub fn recorded_state_fingerprint(&self) -> u64 {
+        self.header.state_fingerprint
     }
 
     /// Stops recording or playing (the state it holds no longer fits the game). Returns whether

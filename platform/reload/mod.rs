@@ -192,6 +192,11 @@ impl GameCode {
         self.current.as_ref().map_or(GameFunctions::STUBS, |c| c.library.functions)
     }
 
+    /// The running library's state fingerprint (`game_state_layout`), 0 if it does not say.
+    pub fn state_fingerprint(&self) -> u64 {
+        self.current.as_ref().and_then(|c| c.library.state_layout).map_or(0, |l| l.fingerprint)
+    }
+
     pub fn source(&self) -> &Path {
         &self.source
     }
