@@ -18,9 +18,7 @@ fn guarded_call(c: &mut Criterion) {
     let mut guard = CallGuard::install(Duration::from_millis(250)).expect("install the guard");
     let mut group = c.benchmark_group("game call");
     group.bench_function("bare", |b| b.iter(|| trivial(black_box(7))));
-    group.bench_function("guarded", |b| {
-        b.iter(|| guard.call(GameCall::UpdateAndRender, || trivial(black_box(7))))
-    });
+    group.bench_function("guarded", |b| b.iter(|| guard.call(GameCall::UpdateAndRender, || trivial(black_box(7)))));
     group.finish();
 }
 

@@ -58,7 +58,10 @@ fn main() {
     let only_final = std::env::var("VARIANTS").is_ok_and(|v| v == "final");
     let dir = tempfile::tempdir().expect("temporary directory");
     let platform = platform_binary();
-    println!("edit_to_hear: {edits} one-constant edits of game/src/sound.rs per variant, platform {}", platform.display());
+    println!(
+        "edit_to_hear: {edits} one-constant edits of game/src/sound.rs per variant, platform {}",
+        platform.display()
+    );
     let chosen: Vec<_> = VARIANTS.iter().filter(|(_, spec)| !only_final || spec.is_empty()).collect();
     let mut variants: Vec<Variant> =
         chosen.iter().enumerate().map(|(i, (name, spec))| start(&platform, dir.path(), i, name, spec)).collect();
@@ -117,7 +120,8 @@ fn apply_edit(sound_rs: &Path, i: usize) {
     let original = fs::read_to_string(sound_rs).expect("read sound.rs");
     let start = original.find("const AMPLITUDE: f32 = ").expect("game/src/sound.rs has its AMPLITUDE constant");
     let end = start + original[start..].find(';').expect("the constant ends") + 1;
-    let text = format!("{}const AMPLITUDE: f32 = {:.2};{}", &original[..start], 0.25 - 0.001 * i as f32, &original[end..]);
+    let text =
+        format!("{}const AMPLITUDE: f32 = {:.2};{}", &original[..start], 0.25 - 0.001 * i as f32, &original[end..]);
     // Saved the way editors do: a new file renamed over the old one.
     let staged = sound_rs.with_extension("rs.new");
     fs::write(&staged, text).expect("write");
@@ -145,7 +149,8 @@ fn edit(v: &mut Variant, i: usize, warm_up: bool) {
         v.log.wait_for("save-to-code", Duration::from_secs(60));
         tiers = tier_times(&v.log.seen[before..]);
     }
-    let (detect, build, total) = (field_ms(&first, "detect"), field_ms(&first, "build"), field_ms(&first, "save-to-code"));
+    let (detect, build, total) =
+        (field_ms(&first, "detect"), field_ms(&first, "build"), field_ms(&first, "save-to-code"));
     let sample = Sample { detect, build1: tiers.0, build2: tiers.1, after: total - detect - build, total, outside };
     if warm_up {
         return;
@@ -244,7 +249,9 @@ fn compare_tiers(platform: &Path, v: &Variant, dir: &Path) {
         q.0.len(),
         o.0.len()
     );
-    println!("  tiers' frame time (unpaced, headless): quick p50 {q50} ms p99 {q99} ms; optimised p50 {o50} ms p99 {o99} ms");
+    println!(
+        "  tiers' frame time (unpaced, headless): quick p50 {q50} ms p99 {q99} ms; optimised p50 {o50} ms p99 {o99} ms"
+    );
 }
 
 fn modified(path: &Path) -> std::time::SystemTime {
@@ -267,5 +274,9 @@ fn field_ms(line: &str, name: &str) -> f64 {
 
 /// The last `N ms` of a line (`game rebuilt: tier 1 (...) in 95 ms`).
 fn last_ms(line: &str) -> f64 {
-    line.rsplit(" in ").next().and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+    line.rsplit(" in ")
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
 }

@@ -53,7 +53,8 @@ fn read_exports(path: &str) -> Result<Exports, String> {
     let &(_, dynsym_off, dynstr_index) = sections.get(dynsym_index).ok_or("bad .dynsym link")?;
     let dynstr_off = sections.get(dynstr_index).ok_or("bad .dynstr link")?.1;
     // .gnu.hash: nbuckets, symoffset, bloom_size, bloom_shift, bloom[u64], buckets[u32], chains[u32].
-    let (nbuckets, symoffset, bloom_size) = (u32_at(&elf, hash_off), u32_at(&elf, hash_off + 4), u32_at(&elf, hash_off + 8));
+    let (nbuckets, symoffset, bloom_size) =
+        (u32_at(&elf, hash_off), u32_at(&elf, hash_off + 4), u32_at(&elf, hash_off + 8));
     let buckets_off = hash_off + 16 + 8 * bloom_size;
     let chains_off = buckets_off + 4 * nbuckets;
     // The last hashed symbol: start at the highest bucket's first index and follow its chain
@@ -192,7 +193,12 @@ fn main() {
     );
     percentile_plot(
         "l1_2_dlsym",
-        &[("dlsym one per sample", &t_dlsym_one), ("dlsym", &t_dlsym), ("dlsym missing", &t_miss), ("cached call", &t_call)],
+        &[
+            ("dlsym one per sample", &t_dlsym_one),
+            ("dlsym", &t_dlsym),
+            ("dlsym missing", &t_miss),
+            ("cached call", &t_call),
+        ],
         "ns per call",
     );
 }

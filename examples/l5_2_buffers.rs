@@ -137,7 +137,11 @@ fn tail_why(times: &[f64], switches: &[i64], faults: &[i64], p50: f64) -> String
             max_without / 1e3
         )
     } else if faults[slowest] > 0 {
-        format!("the slowest sample ({:.0} us) took {} page fault(s) and no context switch", times[slowest] / 1e3, faults[slowest])
+        format!(
+            "the slowest sample ({:.0} us) took {} page fault(s) and no context switch",
+            times[slowest] / 1e3,
+            faults[slowest]
+        )
     } else {
         format!(
             "the slowest sample ({:.1} us) had no context switch or page fault counted: this run does not show its cause (interrupts and cache misses are not counted)",

@@ -202,10 +202,8 @@ fn main() {
     });
 
     let loops = pick(20_000, 2_000);
-    let (stack_loop, stack_compiled) =
-        course_loop("course's stack loop (1000 iter.)", loops, course_stack_loop);
-    let (heap_loop, heap_compiled) =
-        course_loop("course's heap loop (1000 iter.)", loops, course_heap_loop);
+    let (stack_loop, stack_compiled) = course_loop("course's stack loop (1000 iter.)", loops, course_stack_loop);
+    let (heap_loop, heap_compiled) = course_loop("course's heap loop (1000 iter.)", loops, course_heap_loop);
     let heap_calls_malloc = heap_compiled.as_ref().map(|c| c.calls.iter().any(|n| n.contains("malloc")));
 
     let (s, h, a) = (dist(&stack), dist(&heap), dist(&arena_t));

@@ -206,13 +206,12 @@ fn vector_instructions(symbol: &str) -> Option<usize> {
 /// The "why", chosen from this run's ratios and checks.
 fn soa_why(vectorisable: f64, scalar: f64, data_bytes: usize, c: &Checks) -> String {
     let count = |n: Option<usize>| n.map_or("?".to_string(), |n| n.to_string());
-    let simd = format!(
-        "vector (xmm/ymm) instructions in the loops: SoA {}, AoS {}",
-        count(c.vector_soa),
-        count(c.vector_aos)
-    );
+    let simd =
+        format!("vector (xmm/ymm) instructions in the loops: SoA {}, AoS {}", count(c.vector_soa), count(c.vector_aos));
     let fits = match c.l1_bytes {
-        Some(l1) if data_bytes <= l1 => format!("the {data_bytes} bytes fit the {} KiB L1 data cache (sysfs)", l1 / 1024),
+        Some(l1) if data_bytes <= l1 => {
+            format!("the {data_bytes} bytes fit the {} KiB L1 data cache (sysfs)", l1 / 1024)
+        }
         Some(l1) => format!("the {data_bytes} bytes exceed the {} KiB L1 data cache (sysfs)", l1 / 1024),
         None => format!("the L1 size was not readable ({data_bytes} bytes of data)"),
     };

@@ -94,7 +94,6 @@ fn convert_sse2(left: &[f32], right: &[f32], out: &mut [i16]) {
     }
 }
 
-
 /// The same rounding with the clamp done in float (packed max/min) and a conversion that need
 /// not saturate, so the compiler can use packed `cvttps2dq`.
 #[inline(never)]
@@ -122,9 +121,9 @@ fn taylor5(y: f32) -> f32 {
 /// Instruction counts of one function of this executable, from `objdump -d`.
 #[derive(Default, Debug)]
 struct Insns {
-    packed_float: usize, // mulps addps subps andps orps maxps minps ...
-    scalar_float: usize, // mulss addss subss maxss minss ucomiss ...
-    scalar_minmax: usize, // maxss minss (also counted in scalar_float)
+    packed_float: usize,   // mulps addps subps andps orps maxps minps ...
+    scalar_float: usize,   // mulss addss subss maxss minss ucomiss ...
+    scalar_minmax: usize,  // maxss minss (also counted in scalar_float)
     packed_convert: usize, // cvttps2dq cvtps2dq cvtdq2ps packssdw
     scalar_convert: usize, // cvttss2si cvtss2si cvtsi2ss
     calls: usize,
@@ -154,7 +153,11 @@ fn count_insns(dis: &str, name: &str) -> Option<Insns> {
                 n.scalar_float += 1;
             }
             _ if op.ends_with("ss") && !op.starts_with("mov") => n.scalar_float += 1,
-            _ if op.ends_with("ps") && !op.starts_with("mov") && !op.starts_with("unpck") && !op.starts_with("shuf") => {
+            _ if op.ends_with("ps")
+                && !op.starts_with("mov")
+                && !op.starts_with("unpck")
+                && !op.starts_with("shuf") =>
+            {
                 n.packed_float += 1
             }
             _ => {}
@@ -212,9 +215,7 @@ fn main() {
     println!(
         "phase kept in f32 (0.1 + step*i, step rounded to f32) strays up to {phase_off:.1e} rad from the f64 phase over {FRAMES} samples; the errors below exclude it"
     );
-    println!(
-        "max error vs f64 sin of the same f32 phase: libm sinf {e_libm:.1e}, 9th-order polynomial {e_poly:.1e}"
-    );
+    println!("max error vs f64 sin of the same f32 phase: libm sinf {e_libm:.1e}, 9th-order polynomial {e_poly:.1e}");
     let t_libm = time_ns(samples, 1, || sine_libm(black_box(&mut a), 0.1, step));
     let t_poly_s = time_ns(samples, 1, || sine_poly_scalar(black_box(&mut c), 0.1, step));
     let t_poly = time_ns(samples, 1, || sine_poly(black_box(&mut b), 0.1, step));
@@ -233,11 +234,7 @@ fn main() {
     let d_cv = report("convert, platform interleave_i16", &t_cv, "ns");
     let d_cf = report("convert, clamp in float first", &t_cf, "ns");
     let differ = |o: &[i16]| o2.iter().zip(o).filter(|(x, y)| x != y).count();
-    println!(
-        "samples differing from interleave_i16: scalar round {}, clamp first {}",
-        differ(&o1),
-        differ(&o5)
-    );
+    println!("samples differing from interleave_i16: scalar round {}, clamp first {}", differ(&o1), differ(&o5));
     #[cfg(target_arch = "x86_64")]
     let d_sse = {
         let mut o3 = vec![0i16; 2 * FRAMES];

@@ -41,7 +41,10 @@ fn clamp_order_lesson(vi: &[Vec<i16>]) {
     let mut wide: Vec<i32> = Vec::new();
     for order in ORDERS {
         let seq: Vec<i16> = order.iter().map(|&k| voices[k]).collect();
-        each.push((format!("{:+} {:+} {:+}", seq[0], seq[1], seq[2]), seq.iter().fold(0i16, |a, &v| a.saturating_add(v))));
+        each.push((
+            format!("{:+} {:+} {:+}", seq[0], seq[1], seq[2]),
+            seq.iter().fold(0i16, |a, &v| a.saturating_add(v)),
+        ));
         wide.push(seq.iter().map(|&v| i32::from(v)).sum::<i32>().clamp(-32768, 32767));
     }
     let mut distinct: Vec<i16> = each.iter().map(|e| e.1).collect();

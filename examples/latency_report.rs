@@ -211,10 +211,13 @@ fn lowest_clean(results: &[(Case, Figures)]) {
     for (server, backend, load, rt) in keys {
         let clean = results
             .iter()
-            .filter(|(c, f)| (c.server, c.backend, c.load, c.rt) == (server, backend, load, rt) && f.recorded_gaps == 0.0)
+            .filter(|(c, f)| {
+                (c.server, c.backend, c.load, c.rt) == (server, backend, load, rt) && f.recorded_gaps == 0.0
+            })
             .map(|(c, f)| (c.latency_ms, f.latency_ms, f.latency_ms_max))
             .min_by_key(|&(ms, _, _)| ms);
-        let what = format!("{server} {backend} {} {}", if rt { "rt" } else { "no-rt" }, if load { "3 busy" } else { "idle" });
+        let what =
+            format!("{server} {backend} {} {}", if rt { "rt" } else { "no-rt" }, if load { "3 busy" } else { "idle" });
         match clean {
             Some((ms, mean, max)) => println!("  {what}: {ms} ms (write-to-play mean {mean:.1} ms, max {max:.1} ms)"),
             None => println!("  {what}: not clean at 20 ms or below"),

@@ -15,9 +15,9 @@ use handmade_api::{
 use crate::audio::{self, fade, AudioDesc, AudioError, AudioOutput};
 use crate::cli::Config;
 use crate::dev::game_build;
-use crate::guard::{CallGuard, GameCall, GameFault};
 use crate::dev::live_loop::{recorded_permanent_base, LiveLoop, LoopStep};
 use crate::dev::rebuild::{BuildEvent, BuildWatcher};
+use crate::guard::{CallGuard, GameCall, GameFault};
 use crate::input::script::{InputScript, ScriptError};
 use crate::input::{self, Key};
 use crate::measure::alloc_count::{self, AllocCounts};
@@ -728,12 +728,14 @@ fn open_live_loop(
 ) -> Result<LiveLoop, PlatformError> {
     if let Some(path) = &config.play_loop {
         match LiveLoop::open_recording(path, permanent_base, permanent_len, config.loop_file.clone()) {
-            Ok(recording) if state != 0 && ![0, state].contains(&recording.recorded_state_fingerprint()) => log::error!(
+            Ok(recording) if state != 0 && ![0, state].contains(&recording.recorded_state_fingerprint()) => {
+                log::error!(
                 "loop file {} is not usable: recorded with the game's state in another shape (fingerprint {:016x}, \
                  this game's is {state:016x}); playing live instead",
                 path.display(),
                 recording.recorded_state_fingerprint()
-            ),
+            )
+            }
             Ok(recording) => {
                 log::info!("live loop: playing {} ({} recorded frames)", path.display(), recording.recorded_frames());
                 return Ok(recording);
@@ -866,7 +868,10 @@ mod tests {
 
     #[test]
     fn sizes_read_like_sizes() {
-        assert_eq!((group_digits(2104), group_digits(35880), group_digits(7)), ("2,104".into(), "35,880".into(), "7".into()));
+        assert_eq!(
+            (group_digits(2104), group_digits(35880), group_digits(7)),
+            ("2,104".into(), "35,880".into(), "7".into())
+        );
     }
 
     #[test]

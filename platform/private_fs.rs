@@ -20,12 +20,24 @@ pub fn private_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
 #[derive(Debug)]
 pub enum UnsafePath {
     /// The file, or a directory on its way from the root, can be written by other users.
-    WritableByOthers { path: PathBuf, mode: u32 },
+    WritableByOthers {
+        path: PathBuf,
+        mode: u32,
+    },
     /// Owned by neither this user nor root: its owner can change it at any time.
-    OwnedByOther { path: PathBuf, uid: u32 },
+    OwnedByOther {
+        path: PathBuf,
+        uid: u32,
+    },
     /// Not a regular file (a FIFO would block the open forever, a device never ends).
-    NotAFile { path: PathBuf, what: &'static str },
-    Io { path: PathBuf, source: io::Error },
+    NotAFile {
+        path: PathBuf,
+        what: &'static str,
+    },
+    Io {
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for UnsafePath {

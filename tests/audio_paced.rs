@@ -106,10 +106,9 @@ fn play_and_check(backend: &str, server: Server) {
 
 /// Skips (returns false) only when the server's programs are missing and this is not CI.
 fn server_available(server: Server) -> bool {
-    let found = server
-        .programs()
-        .iter()
-        .all(|p| Command::new("sh").args(["-c", &format!("command -v {p}")]).output().is_ok_and(|o| o.status.success()));
+    let found = server.programs().iter().all(|p| {
+        Command::new("sh").args(["-c", &format!("command -v {p}")]).output().is_ok_and(|o| o.status.success())
+    });
     if !found {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),

@@ -22,9 +22,9 @@ fn harness(server: &str) -> Option<PathBuf> {
         "pipewire" => &["pipewire", "wireplumber", "pipewire-pulse", "dbus-daemon"],
         _ => &["pulseaudio"],
     };
-    let found = programs
-        .iter()
-        .all(|p| Command::new("sh").args(["-c", &format!("command -v {p}")]).output().is_ok_and(|o| o.status.success()));
+    let found = programs.iter().all(|p| {
+        Command::new("sh").args(["-c", &format!("command -v {p}")]).output().is_ok_and(|o| o.status.success())
+    });
     if !found {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{server} is not installed and CI=true: .ci/setup.sh");
         eprintln!("SKIPPED: {server} is not installed (.ci/setup.sh installs it)");

@@ -27,7 +27,8 @@ fn save(path: &Path, text: &str) {
 /// file is dropped.
 fn hold_cargo_lock(profile_dir: &Path) -> fs::File {
     fs::create_dir_all(profile_dir).unwrap();
-    let file = fs::OpenOptions::new().write(true).create(true).truncate(false).open(profile_dir.join(".cargo-lock")).unwrap();
+    let file =
+        fs::OpenOptions::new().write(true).create(true).truncate(false).open(profile_dir.join(".cargo-lock")).unwrap();
     // SAFETY: `file` is an open descriptor for the duration of the call.
     assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) }, 0);
     file
@@ -101,7 +102,10 @@ fn a_build_waiting_on_cargos_lock_says_so_and_saves_meanwhile_make_one_more_buil
     let count = |lines: &[String], what: &str| lines.iter().filter(|l| l.contains(what)).count();
     let first = &all[..mark];
     assert_eq!(count(first, "waits for another cargo"), 1, "the wait is said once:\n{text}");
-    assert!(first.iter().any(|l| l.contains("Blocking waiting for file lock")), "cargo's own words are quoted:\n{text}");
+    assert!(
+        first.iter().any(|l| l.contains("Blocking waiting for file lock")),
+        "cargo's own words are quoted:\n{text}"
+    );
     assert_eq!(count(&all[..before_release], "game rebuilt"), 0, "nothing was built while the lock was held:\n{text}");
     assert_eq!(count(first, "game rebuilt"), 2, "three saves, the last two during a build: two builds:\n{text}");
     assert!(count(&all[before_release..mark], "save-to-code") >= 1, "reloaded after the lock was released:\n{text}");

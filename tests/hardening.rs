@@ -656,7 +656,11 @@ fn a_recording_of_another_state_shape_is_refused() {
     let record = dir.path().join("record.txt");
     fs::write(&record, "5 l down\n6 l up\n").unwrap();
     let loop_file = dir.path().join("x.hml");
-    expect_success(&short_run(&game, 40, &["--audio", "none", "--input-script", s(&record), "--loop-file", s(&loop_file)]));
+    expect_success(&short_run(
+        &game,
+        40,
+        &["--audio", "none", "--input-script", s(&record), "--loop-file", s(&loop_file)],
+    ));
     let out = short_run(&grown, 20, &["--audio", "none", "--play-loop", s(&loop_file)]);
     let stderr = expect_success(&out);
     assert_eq!(count(&stderr, "recorded with the game's state in another shape"), 1, "{stderr}");

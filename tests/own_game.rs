@@ -212,7 +212,9 @@ fn hand_made_crate(dir: &Path, lib: &str, deps: &str) {
 #[test]
 fn bad_game_folders_are_refused_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = |dir: &Path| handmade(&["--game", path(dir), "--headless", "--audio", "none", "--frames", "5"]).output().unwrap();
+    let run = |dir: &Path| {
+        handmade(&["--game", path(dir), "--headless", "--audio", "none", "--frames", "5"]).output().unwrap()
+    };
     let api = workspace().join("platform/api");
     let api_dep = format!("handmade_api = {{ path = \"{}\" }}", api.display());
 
@@ -261,7 +263,10 @@ fn a_game_built_against_another_contract_is_refused_in_one_line() {
 
     let out = handmade(&["--game", path(&game), "--headless", "--audio", "none", "--frames", "5"]).output().unwrap();
     let line = one_line_error(&out, "was built against another contract");
-    assert!(line.contains(&format!("(version {bumped},")) && line.contains(&format!("expects version {}", bumped - 1)), "{line}");
+    assert!(
+        line.contains(&format!("(version {bumped},")) && line.contains(&format!("expects version {}", bumped - 1)),
+        "{line}"
+    );
 }
 
 /// The same while the game runs: a save that rebuilds it against another contract is refused

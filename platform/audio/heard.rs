@@ -261,7 +261,13 @@ mod tests {
         for i in 0..600u64 {
             let now = i * 16_667 * 1000;
             // A late reader: 600 frames behind for 10 frames, then caught up; a real gap at 400.
-            lag = if (100..110).contains(&i) { 600 } else if i >= 400 { 256 } else { 0 };
+            lag = if (100..110).contains(&i) {
+                600
+            } else if i >= 400 {
+                256
+            } else {
+                0
+            };
             d.measured(now, (now * 48 / MS) as i64 - lag);
         }
         assert_eq!((d.gaps(), lag), (1, 256), "{d:?}");

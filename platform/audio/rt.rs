@@ -87,7 +87,8 @@ impl Grant {
                 self.io_threads.push(name);
             }
         }
-        let io = if self.io_threads.is_empty() { "no sound I/O thread found".into() } else { self.io_threads.join(", ") };
+        let io =
+            if self.io_threads.is_empty() { "no sound I/O thread found".into() } else { self.io_threads.join(", ") };
         log::info!(
             "real-time: frame thread SCHED_FIFO {} (reset on fork: the rebuild and probe stay normal); also {io}; \
              RLIMIT_RTTIME {} ms",

@@ -104,7 +104,10 @@ pub struct TierResult {
 
 /// How a build run ended.
 pub enum RunEnd {
-    Finished { ok: bool, stderr: String },
+    Finished {
+        ok: bool,
+        stderr: String,
+    },
     /// A save came in (the optimised tier is stopped: it would be stale).
     Interrupted,
 }
@@ -165,7 +168,9 @@ impl RustcCommand {
     /// The same build with human-readable errors (cargo asks rustc for JSON and renders it).
     fn human(&self) -> Self {
         let mut out = self.clone();
-        out.args.retain(|a| !a.starts_with("--error-format") && !a.starts_with("--json") && !a.starts_with("--diagnostic-width"));
+        out.args.retain(|a| {
+            !a.starts_with("--error-format") && !a.starts_with("--json") && !a.starts_with("--diagnostic-width")
+        });
         out.args.push("--color=never".into());
         out
     }
@@ -428,7 +433,8 @@ impl GameBuilder {
     fn run_cargo(&mut self, profile: &str, nice: i32, quick: Option<u8>) -> Result<(), String> {
         let mut cmd = cargo_command(&self.game, profile);
         background(&mut cmd, nice);
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
+        let child =
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
         let mut seen = None;
         let end = follow(child, None, &mut |line| {
             if let Some(rustc) = RustcCommand::from_cargo_line(line) {
@@ -448,7 +454,11 @@ impl GameBuilder {
 
     fn capture(&mut self, rustc: RustcCommand) {
         let Some(deps) = rustc.out_dir() else { return };
-        let mut inputs = vec![self.workspace.join("Cargo.lock"), self.workspace.join("Cargo.toml"), self.game_dir.join("Cargo.toml")];
+        let mut inputs = vec![
+            self.workspace.join("Cargo.lock"),
+            self.workspace.join("Cargo.toml"),
+            self.game_dir.join("Cargo.toml"),
+        ];
         inputs.extend(dependency_sources(&deps, &self.workspace, &self.game_dir));
         log::debug!("captured the game's rustc command ({} other inputs watched)", inputs.len());
         self.captured = Some(Captured { rustc, inputs, at: SystemTime::now() });
@@ -567,7 +577,10 @@ fn follow(mut child: Child, mut interrupt: Option<&mut Interrupt<'_>>, on_line: 
         }
         if let Some((since, what)) = blocked.as_ref().filter(|_| !said) {
             if since.elapsed() >= LOCK_SAY_AFTER {
-                log::warn!("game build waits for another cargo: {what} (for {:.1} s now)", since.elapsed().as_secs_f64());
+                log::warn!(
+                    "game build waits for another cargo: {what} (for {:.1} s now)",
+                    since.elapsed().as_secs_f64()
+                );
                 said = true;
             }
         }
@@ -615,7 +628,12 @@ struct CargoLock {
 impl CargoLock {
     fn take(profile_dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(profile_dir)?;
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(profile_dir.join(".cargo-lock"))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(profile_dir.join(".cargo-lock"))?;
         let start = Instant::now();
         let mut said = false;
         loop {

@@ -76,11 +76,10 @@ impl GameCrate {
         let manifest = manifest.canonicalize().map_err(|e| say(e.to_string()))?;
         let metadata =
             MetadataCommand::new().manifest_path(&manifest).no_deps().exec().map_err(|e| say(metadata_error(&e)))?;
-        let package = metadata
-            .packages
-            .iter()
-            .find(|p| p.manifest_path.as_std_path() == manifest)
-            .ok_or_else(|| say("a workspace manifest without a package: name the game crate's own folder".into()))?;
+        let package =
+            metadata.packages.iter().find(|p| p.manifest_path.as_std_path() == manifest).ok_or_else(|| {
+                say("a workspace manifest without a package: name the game crate's own folder".into())
+            })?;
         check_is_game(package).map_err(say)?;
         let lib = package.targets.iter().find(|t| t.crate_types.contains(&CrateType::CDyLib)).expect("checked");
         let target_dir = metadata.target_directory.into_std_path_buf();
@@ -322,10 +321,13 @@ mod tests {
         assert_eq!(args(&game, "game-fast"), "build --quiet -p game --profile game-fast");
         game.define_profile = true;
         let line = args(&game, "game-fast");
-        assert!(line.starts_with("build --quiet -p game --profile game-fast --config profile.game-fast.inherits=\"release\""));
+        assert!(line
+            .starts_with("build --quiet -p game --profile game-fast --config profile.game-fast.inherits=\"release\""));
         assert_eq!(line.matches("--config").count(), GAME_FAST_SETTINGS.len());
         assert_eq!(args(&game, "dev"), "build --quiet -p game --profile dev", "dev always exists");
-        assert!(defines_game_fast(&workspace.join("Cargo.toml")) && !defines_game_fast(&workspace.join("game/Cargo.toml")));
+        assert!(
+            defines_game_fast(&workspace.join("Cargo.toml")) && !defines_game_fast(&workspace.join("game/Cargo.toml"))
+        );
     }
 
     /// Real cargo accepts the settings: a new game crate, which has no such profile, builds

@@ -97,7 +97,10 @@ fn supervise(job: &mut Job) {
         match run {
             Ok(()) => return, // the platform is shutting down
             Err(panic) => {
-                let why = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned());
                 log::error!("the rebuild watcher panicked ({}); restarting it", why.unwrap_or_default());
                 job.watch = None;
                 std::thread::sleep(RESTART_DELAY);
@@ -132,7 +135,13 @@ fn watch_and_build(job: &mut Job) {
 }
 
 /// Logs a finished tier and hands it to the frame loop; false when the frame loop is gone.
-fn report(tier: TierResult, saved_at: SystemTime, detect: Duration, since_start: Duration, done: &Sender<BuildEvent>) -> bool {
+fn report(
+    tier: TierResult,
+    saved_at: SystemTime,
+    detect: Duration,
+    since_start: Duration,
+    done: &Sender<BuildEvent>,
+) -> bool {
     let what = format!("tier {} (opt-level {}, {})", tier.tier, tier.opt_level, tier.by);
     let ms = tier.took.as_secs_f64() * 1e3;
     match &tier.result {

@@ -24,7 +24,10 @@ pub fn new_game(dir: &Path) -> Result<NewGame, String> {
     refuse_used(dir)?;
     let checkout = game_build::workspace_dir()
         .ok_or("cannot find the handmade checkout this binary belongs to (its platform/api is the contract)")?;
-    let api = checkout.join("platform/api").canonicalize().map_err(|e| format!("{}/platform/api: {e}", checkout.display()))?;
+    let api = checkout
+        .join("platform/api")
+        .canonicalize()
+        .map_err(|e| format!("{}/platform/api: {e}", checkout.display()))?;
     fs::create_dir_all(dir.join("src")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
     let name = crate_name(&dir);
@@ -52,9 +55,10 @@ pub fn new_game(dir: &Path) -> Result<NewGame, String> {
 fn refuse_used(dir: &Path) -> Result<(), String> {
     match fs::read_dir(dir).map(|mut entries| entries.next().is_none()) {
         Ok(true) => Ok(()),
-        Ok(false) => {
-            Err(format!("{} already exists and is not empty; `handmade new` needs a new or empty folder", dir.display()))
-        }
+        Ok(false) => Err(format!(
+            "{} already exists and is not empty; `handmade new` needs a new or empty folder",
+            dir.display()
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(_) if dir.exists() => Err(format!("{} exists and is not a folder", dir.display())),
         Err(e) => Err(format!("cannot read {}: {e}", dir.display())),
@@ -65,8 +69,10 @@ fn refuse_used(dir: &Path) -> Result<(), String> {
 /// one that clashes with the contract or a built-in crate.
 fn crate_name(dir: &Path) -> String {
     let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut name: String =
-        folder.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut name: String = folder
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '_' })
+        .collect();
     let reserved = ["handmade_api", "handmade_api_derive", "std", "core", "alloc", "test", "proc_macro", "self"];
     if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphabetic()) || reserved.contains(&name.as_str()) {
         name.insert_str(0, "game_");

@@ -264,7 +264,11 @@ fn unblock_timeout_signal() -> io::Result<()> {
         libc::sigaddset(&mut set, timeout_signal());
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut())
     };
-    if error == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(error)) }
+    if error == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(error))
+    }
 }
 
 /// How many `CallGuard`s exist: the process-wide handlers are installed when the first one is

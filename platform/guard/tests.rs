@@ -32,7 +32,8 @@ fn signal_mask() -> Vec<u8> {
         set
     };
     // SAFETY: `sigset_t` is plain bytes.
-    unsafe { std::slice::from_raw_parts((&set as *const libc::sigset_t).cast::<u8>(), std::mem::size_of_val(&set)) }.to_vec()
+    unsafe { std::slice::from_raw_parts((&set as *const libc::sigset_t).cast::<u8>(), std::mem::size_of_val(&set)) }
+        .to_vec()
 }
 
 /// Runs `fault` guarded, checks that it faulted, that the thread's signal mask is as before,
@@ -67,7 +68,11 @@ fn cannot_overflow_safely() -> bool {
 #[inline(never)]
 fn recurse(depth: usize) -> usize {
     let frame = black_box([depth as u8; 16 * 1024]);
-    if black_box(depth) < usize::MAX { recurse(depth + 1) + frame[depth % frame.len()] as usize } else { 0 }
+    if black_box(depth) < usize::MAX {
+        recurse(depth + 1) + frame[depth % frame.len()] as usize
+    } else {
+        0
+    }
 }
 
 #[test]
@@ -141,7 +146,10 @@ fn endless_loop_is_interrupted_after_the_timeout() {
     assert_eq!(fault.kind, FaultKind::Timeout);
     assert!(fault.elapsed >= timeout, "interrupted after {:?}, before the timeout", fault.elapsed);
     let line = fault.to_string();
-    assert!(line.starts_with("game_update_and_render ran for ") && line.ends_with(" ms (--game-timeout-ms): interrupted"), "{line}");
+    assert!(
+        line.starts_with("game_update_and_render ran for ") && line.ends_with(" ms (--game-timeout-ms): interrupted"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -298,7 +306,12 @@ fn guards_on_two_threads_keep_their_faults_apart() {
 
 #[test]
 fn fault_lines_name_the_call_and_the_signal() {
-    let fault = |kind, address| GameFault { call: GameCall::UpdateAndRender, kind, address, elapsed: Duration::from_millis(250) };
+    let fault = |kind, address| GameFault {
+        call: GameCall::UpdateAndRender,
+        kind,
+        address,
+        elapsed: Duration::from_millis(250),
+    };
     assert_eq!(
         fault(FaultKind::Signal(libc::SIGSEGV), 0).to_string(),
         "game crashed in game_update_and_render: SIGSEGV (invalid memory access) at address 0x0"

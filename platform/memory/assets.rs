@@ -173,7 +173,12 @@ mod tests {
         wav.extend_from_slice(b"data");
         wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
         wav.extend_from_slice(&data);
-        assert!(hound::WavReader::new(&wav[..]).and_then(|r| r.into_samples::<i16>().collect::<Result<Vec<_>, _>>()).is_err(), "hound alone refuses it");
+        assert!(
+            hound::WavReader::new(&wav[..])
+                .and_then(|r| r.into_samples::<i16>().collect::<Result<Vec<_>, _>>())
+                .is_err(),
+            "hound alone refuses it"
+        );
         let mut backing = vec![0u8; 1 << 16];
         let mut arena = MemoryArena::new("assets", &mut backing);
         let sample = decode_wav(&wav, &mut arena).unwrap();

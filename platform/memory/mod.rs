@@ -39,10 +39,18 @@ impl MemoryLayout {
 
 #[derive(Debug)]
 pub enum MemoryError {
-    TooLarge { mib: usize },
-    Map { bytes: usize, source: std::io::Error },
+    TooLarge {
+        mib: usize,
+    },
+    Map {
+        bytes: usize,
+        source: std::io::Error,
+    },
     /// The address a recording needs is taken (or this kernel ignores MAP_FIXED_NOREPLACE).
-    AddressTaken { address: usize, source: std::io::Error },
+    AddressTaken {
+        address: usize,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for MemoryError {

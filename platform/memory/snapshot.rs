@@ -150,7 +150,8 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "asks the kernel with mincore")]
     fn unknown_use_is_up_to_the_last_touched_page() {
-        let layout = crate::memory::MemoryLayout { permanent_bytes: 64 * PAGE, transient_bytes: PAGE, platform_bytes: PAGE };
+        let layout =
+            crate::memory::MemoryLayout { permanent_bytes: 64 * PAGE, transient_bytes: PAGE, platform_bytes: PAGE };
         let mut block = crate::memory::PlatformMemoryBlock::reserve(layout).unwrap();
         let regions = block.carve();
         let storage = regions.permanent;

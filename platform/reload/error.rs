@@ -11,19 +11,47 @@ use crate::private_fs::UnsafePath;
 
 #[derive(Debug)]
 pub enum GameCodeError {
-    Missing { path: PathBuf, source: std::io::Error },
-    NotALibrary { path: PathBuf, why: &'static str },
-    Incomplete { path: PathBuf },
-    PrivateCopy { path: PathBuf, source: std::io::Error },
-    Open { path: PathBuf, message: String },
-    MissingSymbol { path: PathBuf, symbol: &'static str },
-    OtherContract { path: PathBuf, found: GameApiInfo },
+    Missing {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    NotALibrary {
+        path: PathBuf,
+        why: &'static str,
+    },
+    Incomplete {
+        path: PathBuf,
+    },
+    PrivateCopy {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Open {
+        path: PathBuf,
+        message: String,
+    },
+    MissingSymbol {
+        path: PathBuf,
+        symbol: &'static str,
+    },
+    OtherContract {
+        path: PathBuf,
+        found: GameApiInfo,
+    },
     /// Someone else could replace the file, or it is not a file at all.
     Unsafe(UnsafePath),
     /// Loading it killed the probe process (see load_probe.rs).
-    CrashesOnLoad { path: PathBuf, signal: i32 },
-    HangsOnLoad { path: PathBuf },
-    Probe { path: PathBuf, message: String },
+    CrashesOnLoad {
+        path: PathBuf,
+        signal: i32,
+    },
+    HangsOnLoad {
+        path: PathBuf,
+    },
+    Probe {
+        path: PathBuf,
+        message: String,
+    },
 }
 
 impl GameCodeError {

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use handmade_api::{
     game_output_sound_stub, game_update_and_render_stub, GameApiVersionFn, GameMigrateStateFn, GameOutputSoundFn,
-    GameStateLayout, GameStateLayoutFn, GameUpdateAndRenderFn, GAME_API_INFO, SYMBOL_API_VERSION,
-    SYMBOL_MIGRATE_STATE, SYMBOL_OUTPUT_SOUND, SYMBOL_STATE_LAYOUT, SYMBOL_UPDATE_AND_RENDER,
+    GameStateLayout, GameStateLayoutFn, GameUpdateAndRenderFn, GAME_API_INFO, SYMBOL_API_VERSION, SYMBOL_MIGRATE_STATE,
+    SYMBOL_OUTPUT_SOUND, SYMBOL_STATE_LAYOUT, SYMBOL_UPDATE_AND_RENDER,
 };
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 
@@ -25,8 +25,11 @@ pub struct GameFunctions {
 
 impl GameFunctions {
     /// What runs while the game is paused: a blank frame and silence.
-    pub const STUBS: Self =
-        Self { update_and_render: game_update_and_render_stub, output_sound: game_output_sound_stub, migrate_state: None };
+    pub const STUBS: Self = Self {
+        update_and_render: game_update_and_render_stub,
+        output_sound: game_output_sound_stub,
+        migrate_state: None,
+    };
 }
 
 pub(super) struct LoadedLibrary {

@@ -58,7 +58,6 @@ impl LoadProbe {
             .spawn()?;
         Ok(ProbeRun { child: Some(child), started: Instant::now() })
     }
-
 }
 
 /// A probe in flight. Dropping it kills the process.

@@ -18,8 +18,8 @@ mod library;
 mod load_probe;
 
 pub use error::GameCodeError;
-pub use library::{mapped_copies, GameFunctions};
 use library::{code_in_use, CodeInUse};
+pub use library::{mapped_copies, GameFunctions};
 pub use load_probe::{LoadProbe, ProbeResult, ProbeRun};
 
 use crate::private_fs::{non_file_kind, private_dir, refuse_unsafe};
@@ -82,7 +82,10 @@ pub enum ReloadOutcome {
     Checking,
     /// The library has been gone for a while (said once, this frame).
     Missing,
-    Reloaded { load_time: Duration, shape: Option<ShapeChange> },
+    Reloaded {
+        load_time: Duration,
+        shape: Option<ShapeChange>,
+    },
     /// A new failure (said once, this frame).
     Failed,
     /// An attempt that loaded nothing and is no new failure: the file is still incomplete, or
@@ -538,8 +541,7 @@ enum CopyError {
 /// regular file once open (a FIFO swapped in after the check would block `open` forever).
 fn copy_regular_file(from: &Path, to: &Path) -> Result<u64, CopyError> {
     let read_error = |source| CopyError::From(GameCodeError::Missing { path: from.into(), source });
-    let mut input =
-        fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(from).map_err(read_error)?;
+    let mut input = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(from).map_err(read_error)?;
     let meta = input.metadata().map_err(read_error)?;
     if let Some(what) = non_file_kind(&meta) {
         let unsafe_path = crate::private_fs::UnsafePath::NotAFile { path: from.into(), what };
