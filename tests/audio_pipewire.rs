@@ -134,7 +134,6 @@ fn sdl_plays_through_sdls_own_pipewire_driver() {
     assert!((4.5..=5.6).contains(&seconds), "{seconds:.2} s of sound for 5 s of frames");
     let counted = stat_u64(&output.stdout, "gaps");
     assert!(counted <= heard, "counted {counted} gaps, the recording has {heard}:\n{stdout}");
-    assert!(heard == 0 || counted > 0, "the recording has {heard} gaps, the platform saw none:\n{stdout}");
 }
 
 /// Real-time priority is on by default and said in one line; `--no-rt` turns it off, also
