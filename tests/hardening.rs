@@ -670,3 +670,31 @@ fn a_recording_of_another_state_shape_is_refused() {
     assert_eq!(count(&stderr, "another shape"), 0, "{stderr}");
     assert_eq!(count(&stderr, "live loop: playing"), 1, "the same game plays it: {stderr}");
 }
+
+// ---- 16.7: sources others can change are never built ------------------------------------------
+
+/// The contract crate is compiled into every game, and the game's sources are built at
+/// start-up: a 0777 `platform/api/src` or `game/src` stops the start-up build in one line (the
+/// watcher refused them before; the first build did not).
+#[test]
+fn sources_others_can_change_are_not_built_at_start_up() {
+    for open in ["platform/api/src", "game/src"] {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("ws");
+        copy_workspace(&copy);
+        fs::set_permissions(copy.join(open), fs::Permissions::from_mode(0o777)).unwrap();
+        let out = run_bounded(&mut platform(&[
+            "--headless",
+            "--audio",
+            "none",
+            "--frames",
+            "1",
+            "--game-src",
+            s(&copy.join("game")),
+        ]));
+        assert!(!out.status.success(), "{open}: refused");
+        let line = the_error_line(&out);
+        assert!(line.contains("not building the game") && line.contains("writable by other users"), "{open}: {line}");
+        assert!(line.contains(open), "{open}: names the directory: {line}");
+    }
+}

@@ -273,9 +273,39 @@ fn demo_at(dir: &Path) -> Result<GameCrate, String> {
     }
 }
 
+/// Refuses to build sources another user could change (building them runs their code as us):
+/// the game's manifest and every file and folder under its sources, and the contract crate
+/// (`platform/api`, compiled into every game), each with every directory up to `/`.
+pub fn refuse_unsafe_sources(game: &GameCrate) -> Result<(), String> {
+    let mut files = vec![game.dir.join("Cargo.toml")];
+    let mut trees = vec![game.src_dir.clone()];
+    // The game's own workspace (the demo's) and the checkout this binary belongs to (which
+    // `handmade new` points a game's contract dependency at).
+    let mut checkouts = vec![game.workspace_root.clone()];
+    checkouts.extend(workspace_dir().filter(|w| *w != game.workspace_root));
+    for api in checkouts.iter().map(|c| c.join("platform/api")).filter(|api| api.is_dir()) {
+        files.push(api.join("Cargo.toml"));
+        trees.extend([api.join("src"), api.join("derive/src")]);
+    }
+    let refuse = |path: &Path| crate::private_fs::refuse_unsafe(path, true).map_err(|e| e.to_string());
+    for file in &files {
+        refuse(file)?;
+    }
+    let mut pending: Vec<PathBuf> = trees.into_iter().filter(|t| t.exists()).collect();
+    while let Some(path) = pending.pop() {
+        refuse(&path)?;
+        if path.is_dir() {
+            let entries = std::fs::read_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            pending.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    Ok(())
+}
+
 /// The start-up build, saying which checkout it uses when it is not the one this binary was
 /// built in (a moved or copied checkout).
 fn build_start_up(game: &GameCrate) -> Result<(), String> {
+    refuse_unsafe_sources(game).map_err(|e| format!("not building the game: {e}"))?;
     let built_at = Path::new(env!("CARGO_MANIFEST_DIR"));
     if game.package == "game" && game.workspace_root != built_at && is_checkout(&game.workspace_root) {
         let (here, there) = (game.workspace_root.display(), built_at.display());

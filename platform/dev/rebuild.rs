@@ -47,9 +47,7 @@ impl BuildWatcher {
     /// Starts watching `game`'s library sources (`src/`) and its folder (`Cargo.toml`).
     pub fn start(game: &GameCrate) -> io::Result<Self> {
         // Building and loading sources someone else can edit would run their code as us.
-        for file in [game.dir.join("Cargo.toml"), game.lib_src.clone()] {
-            crate::private_fs::refuse_unsafe(&file, false).map_err(|e| io::Error::other(e.to_string()))?;
-        }
+        game_build::refuse_unsafe_sources(game).map_err(io::Error::other)?;
         let watch = Watch::open(game)?;
         let (tx, events) = mpsc::channel();
         let (building_tx, building) = mpsc::channel();

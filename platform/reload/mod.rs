@@ -299,7 +299,9 @@ impl GameCode {
             *frames += 1;
             if *frames >= ROLLBACK_WINDOW {
                 let (library, _) = self.previous.take().expect("checked above");
-                self.retired.add(library);
+                self.retired.add(library); // may grow the list: not a quiet frame
+                self.retired.added_this_frame = false; // checked from the next frame on
+                return true;
             }
         }
         if std::mem::take(&mut self.retired.added_this_frame) {
