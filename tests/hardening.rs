@@ -698,3 +698,26 @@ fn sources_others_can_change_are_not_built_at_start_up() {
         assert!(line.contains(open), "{open}: names the directory: {line}");
     }
 }
+
+// ---- 17.1: a check the README says is run is never skipped in silence -----------------------------
+
+/// Without rustup (so no way to get Miri), Miri's script fails in one line instead of printing
+/// "skipped" and passing; and the test command runs it unconditionally.
+#[test]
+fn miri_cannot_be_skipped_silently() {
+    let out = Command::new("bash")
+        .arg(workspace().join(".ci/miri.sh"))
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].contains("Miri needs rustup"), "{stderr}");
+    let test_sh = fs::read_to_string(workspace().join(".ci/test.sh")).unwrap();
+    assert!(test_sh.contains("bash .ci/miri.sh"), "the test command runs Miri");
+    let skips = test_sh.lines().any(|l| !l.trim_start().starts_with('#') && l.contains("skipped"));
+    assert!(!skips, "and has no path that skips it");
+}
