@@ -1,5 +1,5 @@
 //! Lesson L5.5 Exercise 2, the arena and the one-hour soak: push, temporary memory and the
-//! high-water mark of a `MemoryArena`, then the real platform (`handmade::frame_loop::run`, the
+//! high-water mark of a `MemoryArena`, then the real platform (`handmade::run`, the
 //! game library loaded as the executable loads it) run unpaced for 216,000 frames (one hour at
 //! 60 fps) and for a short run, showing the same arena high-water mark: nothing grows.
 //!

@@ -1,4 +1,4 @@
-//! Lesson L5.5 final exercise, the audit: run the real platform loop (`handmade::frame_loop::run`,
+//! Lesson L5.5 final exercise, the audit: run the real platform loop (`handmade::run`,
 //! the demo game, the offline WAV backend) and count every heap allocation in the whole process
 //! (Rust, the game library and the C libraries, through the interposed `malloc`), showing zero in
 //! the sound path (the game's output-sound call, conversion and device write) in every frame.
