@@ -21,7 +21,7 @@ use crate::guard::{CallGuard, GameCall, GameFault};
 use crate::input::script::{InputScript, ScriptError};
 use crate::input::{self, Key};
 use crate::measure::alloc_count::{self, AllocCounts};
-use crate::measure::stats::{self, Counters, Lateness, Timings};
+use crate::measure::stats::{self, Counters, Timings};
 use crate::memory::snapshot::{permanent_bytes, used_permanent_bytes, Snapshot};
 use crate::memory::{assets, MemoryError, MemoryLayout, MemoryRegions, PlatformMemoryBlock};
 use crate::reload::{mapped_copies, GameCode, GameCodeError, GameFunctions, ReloadOutcome, ShapeChange};
@@ -151,8 +151,6 @@ struct SoundState {
     failed: bool,
     /// Real-time priority for the sound threads: what was granted, undone when the run ends.
     rt: audio::rt::Grant,
-    /// How late after the frame's scheduled start each write happened.
-    write_late: Lateness,
 }
 
 /// The frame-rate lock.
@@ -180,6 +178,8 @@ struct Platform<'a> {
     rollback_snapshot: Snapshot<'a>,
     frame_times: Timings<'a>,
     reload_times: Timings<'a>,
+    /// How late after the frame's scheduled start each sound write happened.
+    write_late: Timings<'a>,
     game: GameCode,
     /// Every game call runs through it: a crash or hang in the game comes back as a fault.
     guard: CallGuard,
@@ -206,6 +206,7 @@ impl<'a> Platform<'a> {
         let audio_sync = arena.push_struct(AudioSyncRing::EMPTY)?;
         let frame_times = Timings::new(&mut arena, Duration::from_secs(1))?;
         let reload_times = Timings::new(&mut arena, Duration::from_millis(200))?;
+        let write_late = Timings::new(&mut arena, Duration::from_millis(50))?;
         let loop_sample = load_loop_sample(config, &mut arena);
         let memory = arena.push_struct(GameMemory {
             permanent_storage: regions.permanent.as_mut_ptr(),
@@ -244,6 +245,7 @@ impl<'a> Platform<'a> {
             rollback_snapshot,
             frame_times,
             reload_times,
+            write_late,
             game,
             guard,
             game_paused: false,
@@ -260,7 +262,6 @@ impl<'a> Platform<'a> {
                 event: false,
                 failed: false,
                 rt,
-                write_late: Lateness::default(),
             },
             dev: DevLoop { watcher, build: None, live_loop },
             pacing: Pacing { paced, budget, next_frame_start: Instant::now() },
@@ -470,7 +471,7 @@ impl<'a> Platform<'a> {
         }
         if self.pacing.paced {
             let late = Instant::now().saturating_duration_since(self.pacing.next_frame_start);
-            self.sound.write_late.record(late);
+            self.write_late.record(late);
         }
         let allocs_before = AllocCounts::now();
         let wanted = self.audio.frames_wanted().min(MAX_SOUND_FRAMES);
@@ -654,7 +655,7 @@ impl<'a> Platform<'a> {
         counters.latency_ms_max = ms(f64::from(status.latency_max_frames));
         // The device's delay averaged over the run (the last figure alone is one sample of a saw).
         counters.queue_ms = ms(f64::from(status.mean_queued_frames));
-        let late = &self.sound.write_late;
+        let late = &self.write_late;
         counters.write_late_ms = [late.percentile_ms(50.0), late.percentile_ms(99.0), late.max_ms()];
         counters.arena_high_water_bytes = self.arena.high_water() as u64 + self.memory.game_arena_high_water;
         counters.game_libs_mapped = mapped_copies(self.game.copies_dir());

@@ -56,47 +56,6 @@ impl<'a> Timings<'a> {
     }
 }
 
-/// A small fixed histogram of lateness in 0.1 ms buckets up to 50 ms (later ones count in the
-/// last bucket, and toward `max`), for a figure recorded once a frame without an arena.
-#[derive(Debug, Clone)]
-pub struct Lateness {
-    buckets: [u32; 500],
-    count: u64,
-    max: Duration,
-}
-
-impl Default for Lateness {
-    fn default() -> Self {
-        Self { buckets: [0; 500], count: 0, max: Duration::ZERO }
-    }
-}
-
-impl Lateness {
-    pub fn record(&mut self, late: Duration) {
-        let i = ((late.as_micros() / 100) as usize).min(self.buckets.len() - 1);
-        self.buckets[i] = self.buckets[i].saturating_add(1);
-        self.count += 1;
-        self.max = self.max.max(late);
-    }
-
-    /// The `p`-th percentile in milliseconds, to bucket resolution (the bucket's top).
-    pub fn percentile_ms(&self, p: f64) -> f64 {
-        let rank = ((p / 100.0) * self.count as f64).ceil().max(1.0) as u64;
-        let mut seen = 0u64;
-        for (i, &c) in self.buckets.iter().enumerate() {
-            seen += u64::from(c);
-            if seen >= rank {
-                return ((i + 1) as f64 * 0.1).min(self.max_ms());
-            }
-        }
-        self.max_ms()
-    }
-
-    pub fn max_ms(&self) -> f64 {
-        self.max.as_secs_f64() * 1e3
-    }
-}
-
 /// Everything `--stats` prints. Counters only; timings live in `Timings`.
 #[derive(Debug, Default, Clone)]
 pub struct Counters {
@@ -217,16 +176,6 @@ mod tests {
         assert!((t.percentile_ms(50.0) - 51.005).abs() < 0.01, "the 51st of 101: {}", t.percentile_ms(50.0));
         assert_eq!(t.max_ms(), 5000.0);
         assert_eq!(t.count(), 101);
-    }
-
-    #[test]
-    fn lateness_percentiles() {
-        let mut l = Lateness::default();
-        for us in [50, 120, 130, 900, 80_000] {
-            l.record(Duration::from_micros(us));
-        }
-        assert_eq!((l.percentile_ms(50.0), l.max_ms()), (0.2, 80.0));
-        assert_eq!(l.percentile_ms(99.0), 50.0, "past the last bucket");
     }
 
     #[test]
