@@ -5,18 +5,13 @@
 mod common;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
 use common::*;
 
-/// Saves the way editors do: write a new file, then rename it over the old one.
-fn save(path: &std::path::Path, text: &str) {
-    let staged = path.with_extension("rs.new");
-    fs::write(&staged, text).unwrap();
-    fs::rename(&staged, path).unwrap();
-}
+use save_like_an_editor as save;
 
 #[test]
 fn a_saved_edit_is_rebuilt_reloaded_and_heard() {
@@ -25,20 +20,7 @@ fn a_saved_edit_is_rebuilt_reloaded_and_heard() {
     copy_workspace(&ws);
     let target = dir.path().join("target");
     let wav = dir.path().join("out.wav");
-    let mut child = Command::new(platform_binary())
-        .args(["--headless", "--realtime", "--audio", "wav", "--stats"])
-        .arg("--wav-out")
-        .arg(&wav)
-        .arg("--game-src")
-        .arg(ws.join("game"))
-        .env("CARGO_TARGET_DIR", &target)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn handmade");
-    let mut log = LogWatcher::new(child.stderr.take().unwrap());
-    log.wait_for("rebuilding the game when", Duration::from_secs(300));
+    let (child, mut log) = spawn_watching(&ws, &target, &wav, Duration::from_secs(300));
     sleep(Duration::from_millis(500));
 
     let sound_rs = ws.join("game/src/sound.rs");

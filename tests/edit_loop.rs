@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -16,12 +16,7 @@ use common::*;
 
 const ANCHOR: &str = "const AMPLITUDE: f32 = 0.25;";
 
-/// Saves the way editors do: write a new file, then rename it over the old one.
-fn save(path: &Path, text: &str) {
-    let staged = path.with_extension("rs.new");
-    fs::write(&staged, text).unwrap();
-    fs::rename(&staged, path).unwrap();
-}
+use save_like_an_editor as save;
 
 /// Holds cargo's lock on `profile_dir` (`flock` on `.cargo-lock`, as cargo takes it) until the
 /// file is dropped.
@@ -45,20 +40,7 @@ fn a_build_waiting_on_cargos_lock_says_so_and_saves_meanwhile_make_one_more_buil
     copy_workspace(&ws);
     let target = dir.path().join("target");
     let wav = dir.path().join("out.wav");
-    let mut child = Command::new(platform_binary())
-        .args(["--headless", "--realtime", "--audio", "wav", "--stats"])
-        .arg("--wav-out")
-        .arg(&wav)
-        .arg("--game-src")
-        .arg(ws.join("game"))
-        .env("CARGO_TARGET_DIR", &target)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn handmade");
-    let mut log = LogWatcher::new(child.stderr.take().unwrap());
-    log.wait_for("rebuilding the game when", Duration::from_secs(600));
+    let (child, mut log) = spawn_watching(&ws, &target, &wav, Duration::from_secs(600));
     let profile = if platform_binary().to_string_lossy().contains("/debug/") { "debug" } else { "game-fast" };
     let sound_rs = ws.join("game/src/sound.rs");
     let original = fs::read_to_string(&sound_rs).unwrap();

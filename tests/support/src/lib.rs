@@ -16,7 +16,10 @@ pub use paths::{
     build_c_library, build_game_variant, cargo_build, copy_workspace, example_binary, platform_binary, profile_dir,
     target_dir, workspace,
 };
-pub use process::{expect_success, install_library, run_platform, spawn_paced, stderr_lines, terminate, LogWatcher};
+pub use process::{
+    expect_success, install_library, run_platform, save_like_an_editor, spawn_paced, spawn_watching, stderr_lines,
+    terminate, LogWatcher,
+};
 pub use sound::{ideal_tone, max_error_steps, read_wav, Wav, DEFAULT_AMPLITUDE, RATE, TONE_HZ};
 pub use stats::{parse_stats, stat, stat_u64, StatsSource};
 pub use tone::{check_tone, ToneChecker, ToneReport};

@@ -113,3 +113,35 @@ pub fn terminate(child: &std::process::Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success(), "kill -TERM");
 }
+
+/// Saves `text` to `path` the way editors do: a new file, renamed over the old one.
+pub fn save_like_an_editor(path: &std::path::Path, text: &str) {
+    let staged = path.with_extension("rs.new");
+    std::fs::write(&staged, text).unwrap();
+    std::fs::rename(&staged, path).unwrap();
+}
+
+/// Starts the platform paced, sound to `wav`, rebuilding the game of the copied workspace `ws`
+/// into `target` on save; returns once the watcher is up (or panics after `timeout`).
+pub fn spawn_watching(
+    ws: &std::path::Path,
+    target: &std::path::Path,
+    wav: &std::path::Path,
+    timeout: std::time::Duration,
+) -> (Child, LogWatcher) {
+    let mut child = Command::new(crate::platform_binary())
+        .args(["--headless", "--realtime", "--audio", "wav", "--stats"])
+        .arg("--wav-out")
+        .arg(wav)
+        .arg("--game-src")
+        .arg(ws.join("game"))
+        .env("CARGO_TARGET_DIR", target)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn handmade");
+    let mut log = LogWatcher::new(child.stderr.take().unwrap());
+    log.wait_for("rebuilding the game when", timeout);
+    (child, log)
+}
