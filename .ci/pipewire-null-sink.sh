@@ -24,25 +24,9 @@ set -euo pipefail
 SINK=handmade_null
 RATE=48000
 
-usage() {
-    sed -n 's/^#! \{0,1\}//p' "$0" | sed -n '2,22p' >&2
-    exit 2
-}
-
-mode=${1:-}
-[[ $mode == run || $mode == shell ]] || usage
-shift
-record=""
-keep_log=0
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --record) record=$2; shift 2 ;;
-        --keep-log) keep_log=1; shift ;;
-        --) shift; break ;;
-        *) usage ;;
-    esac
-done
-if [[ $mode == run && $# -eq 0 ]]; then usage; fi
+USAGE_END=22
+# shellcheck source=null-sink-args.sh
+source "$(dirname "$0")/null-sink-args.sh"
 for tool in pipewire wireplumber pipewire-pulse dbus-daemon pactl; do
     command -v "$tool" >/dev/null || {
         echo "pipewire-null-sink: $tool is not installed (.ci/setup.sh)" >&2
@@ -185,7 +169,7 @@ if [[ $mode == shell ]]; then
 fi
 
 set +e
-"$@"
+"${command[@]}"
 cmd_status=$?
 set -e
 # Let the sink render what is still queued before the recording stops.

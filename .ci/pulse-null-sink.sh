@@ -19,25 +19,9 @@ set -euo pipefail
 SINK=handmade_null
 RATE=48000
 
-usage() {
-    sed -n 's/^#! \{0,1\}//p' "$0" | sed -n '2,16p' >&2
-    exit 2
-}
-
-mode=${1:-}
-[[ $mode == run || $mode == shell ]] || usage
-shift
-record=""
-keep_log=0
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --record) record=$2; shift 2 ;;
-        --keep-log) keep_log=1; shift ;;
-        --) shift; break ;;
-        *) usage ;;
-    esac
-done
-if [[ $mode == run && $# -eq 0 ]]; then usage; fi
+USAGE_END=16
+# shellcheck source=null-sink-args.sh
+source "$(dirname "$0")/null-sink-args.sh"
 command -v pulseaudio >/dev/null || { echo "pulse-null-sink: pulseaudio is not installed (.ci/setup.sh)" >&2; exit 3; }
 
 real_home=$HOME
@@ -139,7 +123,7 @@ if [[ $mode == shell ]]; then
 fi
 
 set +e
-"$@"
+"${command[@]}"
 cmd_status=$?
 set -e
 # Let the sink render what is still queued before the recording stops.
