@@ -22,14 +22,15 @@ use handmade_support::{copy_workspace, platform_binary, read_wav, stat, LogWatch
 const ANCHOR: &str = "const AMPLITUDE: f32 = 0.25;";
 
 /// Name and `HANDMADE_EDIT_LOOP` of each variant; the first is the old way, the last the default.
-const VARIANTS: [(&str, &str); 7] = [
-    ("before: cargo, one tier, settle 8, nice 10", "direct=off,tiers=off,settle_ms=8,nice=10"),
-    ("lever: rustc direct", "direct=on,tiers=off,settle_ms=8,nice=10"),
-    ("lever: tiers (opt-level 0 first)", "direct=off,tiers=0,settle_ms=8,nice=10"),
-    ("lever: tiers (opt-level 1 first)", "direct=off,tiers=1,settle_ms=8,nice=10"),
-    ("lever: settle 2 ms", "direct=off,tiers=off,settle_ms=2,nice=10"),
-    ("lever: nice 0 for the build waited on", "direct=off,tiers=off,settle_ms=8,nice=0"),
-    ("kept: rustc direct, tiers (opt-level 1 first), settle 2, nice 0 (default)", ""),
+const VARIANTS: [(&str, &str); 8] = [
+    ("before: cargo, one tier, settle 8, nice 10", "direct=off,tiers=off,settle_ms=8,nice=10,check=frames"),
+    ("lever: rustc direct", "direct=on,tiers=off,settle_ms=8,nice=10,check=frames"),
+    ("lever: tiers (opt-level 0 first)", "direct=off,tiers=0,settle_ms=8,nice=10,check=frames"),
+    ("lever: tiers (opt-level 1 first)", "direct=off,tiers=1,settle_ms=8,nice=10,check=frames"),
+    ("lever: settle 2 ms", "direct=off,tiers=off,settle_ms=2,nice=10,check=frames"),
+    ("lever: nice 0 for the build waited on", "direct=off,tiers=off,settle_ms=8,nice=0,check=frames"),
+    ("lever: probe on the watcher's thread", "direct=off,tiers=off,settle_ms=8,nice=10,check=watcher"),
+    ("kept: rustc direct, tiers (opt-level 1 first), settle 2, nice 0, probe on the watcher (default)", ""),
 ];
 
 /// One edit's parts, in ms.

@@ -24,7 +24,7 @@ use crate::measure::alloc_count::{self, AllocCounts};
 use crate::measure::stats::{self, Counters, Timings};
 use crate::memory::snapshot::{permanent_bytes, used_permanent_bytes, Snapshot};
 use crate::memory::{assets, MemoryError, MemoryLayout, MemoryRegions, PlatformMemoryBlock};
-use crate::reload::{mapped_copies, GameCode, GameCodeError, GameFunctions, ReloadOutcome, ShapeChange};
+use crate::reload::{mapped_copies, GameCode, GameCodeError, GameFunctions, Preparer, ReloadOutcome, ShapeChange};
 use crate::signals;
 use crate::window::{screenshot, Video};
 
@@ -227,7 +227,7 @@ impl<'a> Platform<'a> {
         let timeout = Duration::from_millis(u64::from(config.game_timeout_ms));
         let guard = CallGuard::install(timeout)
             .map_err(|e| PlatformError::Other(format!("cannot guard the game's calls: {e}")))?;
-        let watcher = watched.and_then(|game| start_watcher(&game));
+        let watcher = watched.and_then(|source| start_watcher(&source, game.preparer()));
         let rollback_snapshot = Snapshot::new(&mut arena, regions.permanent.len())?;
         let state = game.state_fingerprint();
         let live_loop = open_live_loop(config, memory.permanent_storage as u64, regions.permanent.len(), state)?;
@@ -338,13 +338,16 @@ impl<'a> Platform<'a> {
                 window.set_title("building the game...");
             }
         }
-        if let Some(build) = watcher.poll() {
+        if let Some(mut build) = watcher.poll() {
             kind = FrameKind::Event;
             if let Some(window) = self.window.as_mut() {
                 window.set_title(&build_title(&build));
             }
             if build.ok {
-                self.game.mark_settled();
+                match build.prepared.take() {
+                    Some(prepared) => self.game.take_prepared(prepared),
+                    None => self.game.mark_settled(),
+                }
                 self.dev.build = Some(build);
             }
         }
@@ -680,9 +683,9 @@ impl<'a> Platform<'a> {
     }
 }
 
-fn start_watcher(game: &game_build::GameCrate) -> Option<BuildWatcher> {
+fn start_watcher(game: &game_build::GameCrate, preparer: Preparer) -> Option<BuildWatcher> {
     let game_dir = &game.dir;
-    match BuildWatcher::start(game) {
+    match BuildWatcher::start(game, Some(preparer)) {
         Ok(watcher) => {
             log::info!("rebuilding the game when {} changes (--no-rebuild to stop)", game_dir.display());
             Some(watcher)
@@ -807,12 +810,14 @@ fn log_reload(source: &std::path::Path, load_time: Duration, build: Option<Build
         Some(b) => {
             let save_to_code = std::time::SystemTime::now().duration_since(b.saved_at).unwrap_or_default();
             log::info!(
-                "reloaded {} in {:.3} ms; save-to-code {:.0} ms (detect {:.1} ms, build {:.0} ms, load {:.1} ms)",
+                "reloaded {} in {:.3} ms; save-to-code {:.0} ms (detect {:.1} ms, build {:.0} ms, {} {:.1} ms, load {:.1} ms)",
                 source.display(),
                 ms(load_time),
                 ms(save_to_code),
                 ms(b.detect),
                 ms(b.build),
+                if b.prepared_on_watcher { "checked on the watcher" } else { "checked in frames" },
+                ms(b.prepare),
                 ms(load_time)
             );
         }
@@ -889,6 +894,9 @@ mod tests {
             saved_at: std::time::SystemTime::now(),
             detect: Duration::ZERO,
             build: Duration::ZERO,
+            prepared: None,
+            prepare: Duration::ZERO,
+            prepared_on_watcher: false,
         };
         assert_eq!(build_title(&ok), "");
         let failed = BuildEvent { ok: false, summary: "error[E0308]: mismatched types\nmore".into(), ..ok };

@@ -49,7 +49,11 @@ fn a_saved_edit_is_rebuilt_reloaded_and_heard() {
     let out = child.wait_with_output().unwrap();
     let rest = log.rest().join("\n");
     assert!(out.status.success(), "{rest}");
-    assert_eq!(stat_u64(&out.stdout, "reloads"), 2, "{rest}");
+    // One reload per finished tier: the optimised tier of a save may or may not finish before
+    // the next save stops it, so the count is read from the log, and at least the two edits'.
+    let built = log.seen.iter().filter(|l| l.contains("save-to-code")).count() as u64;
+    assert!(built >= 2, "{rest}");
+    assert_eq!(stat_u64(&out.stdout, "reloads"), built, "{rest}");
     assert_eq!(stat_u64(&out.stdout, "reload_failures"), 0, "{rest}");
     assert_eq!(stat_u64(&out.stdout, "game_panics"), 0, "{rest}");
 

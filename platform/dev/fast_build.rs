@@ -42,17 +42,20 @@ pub struct Settings {
     pub settle: Duration,
     /// CPU niceness of the build the user waits for (the optimised tier always runs at 10).
     pub nice: i32,
+    /// Copy, check and test-load each good build on the watcher's thread (`reload::Preparer`),
+    /// rather than in the frame loop's reload protocol over the next frames.
+    pub check_on_watcher: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { direct: true, quick_opt_level: Some(1), settle: Duration::from_millis(2), nice: 0 }
+        Self { direct: true, quick_opt_level: Some(1), settle: Duration::from_millis(2), nice: 0, check_on_watcher: true }
     }
 }
 
 impl Settings {
     /// The defaults, changed by `HANDMADE_EDIT_LOOP` (`direct=on|off`, `tiers=off|0|1`,
-    /// `settle_ms=N`, `nice=N`); an unknown item is said once and ignored.
+    /// `settle_ms=N`, `nice=N`, `check=watcher|frames`); an unknown item is said once and ignored.
     pub fn from_env() -> Self {
         let mut settings = Self::default();
         let Some(spec) = std::env::var_os("HANDMADE_EDIT_LOOP") else { return settings };
@@ -74,6 +77,8 @@ impl Settings {
             ("tiers", level) => self.quick_opt_level = Some(level.parse().ok().filter(|l| *l <= 1).ok_or_else(bad)?),
             ("settle_ms", ms) => self.settle = Duration::from_millis(ms.parse().map_err(|_| bad())?),
             ("nice", n) => self.nice = n.parse().ok().filter(|n| (0..=19).contains(n)).ok_or_else(bad)?,
+            ("check", "watcher") => self.check_on_watcher = true,
+            ("check", "frames") => self.check_on_watcher = false,
             _ => return Err(format!("unknown setting `{item}`")),
         }
         Ok(())
@@ -86,7 +91,8 @@ impl Settings {
             None => "one tier".to_string(),
         };
         let how = if self.direct { "rustc direct when only game sources change" } else { "cargo always" };
-        format!("{how}; {tiers}; settle {} ms; nice {}", self.settle.as_millis(), self.nice)
+        let check = if self.check_on_watcher { "checked on the watcher" } else { "checked in frames" };
+        format!("{how}; {tiers}; settle {} ms; nice {}; {check}", self.settle.as_millis(), self.nice)
     }
 }
 
@@ -707,7 +713,10 @@ mod tests {
         s.apply("tiers=off").unwrap();
         s.apply("settle_ms=8").unwrap();
         s.apply("nice=0").unwrap();
-        assert_eq!(s, Settings { direct: false, quick_opt_level: None, settle: Duration::from_millis(8), nice: 0 });
+        s.apply("check=frames").unwrap();
+        let old_way =
+            Settings { direct: false, quick_opt_level: None, settle: Duration::from_millis(8), nice: 0, check_on_watcher: false };
+        assert_eq!(s, old_way);
         assert!(s.apply("tiers=7").is_err() && s.apply("speed=11").is_err() && s.apply("nice").is_err());
     }
 

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::dev::fast_build::{GameBuilder, Interrupt, Settings, TierResult};
 use crate::dev::game_build::{self, GameCrate};
+use crate::reload::{Prepared, Preparer};
 
 /// How long to wait before trying again when the watch cannot be set up.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// What a finished build tells the frame loop.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BuildEvent {
     pub ok: bool,
     /// First lines of the compiler's errors (empty when `ok`).
@@ -35,6 +36,13 @@ pub struct BuildEvent {
     pub detect: Duration,
     /// Build start -> this tier's library in place.
     pub build: Duration,
+    /// The new library copied, checked and test-loaded on the watcher's thread (`None`: not
+    /// prepared, the frame loop's reload protocol does it all).
+    pub prepared: Option<Prepared>,
+    /// Library in place -> prepared (or given up).
+    pub prepare: Duration,
+    /// Whether `prepared` was filled (it is taken out when handed to the reloader).
+    pub prepared_on_watcher: bool,
 }
 
 /// The frame loop's end: cheap to poll every frame.
@@ -44,8 +52,9 @@ pub struct BuildWatcher {
 }
 
 impl BuildWatcher {
-    /// Starts watching `game`'s library sources (`src/`) and its folder (`Cargo.toml`).
-    pub fn start(game: &GameCrate) -> io::Result<Self> {
+    /// Starts watching `game`'s library sources (`src/`) and its folder (`Cargo.toml`); each
+    /// good build is then prepared for loading by `preparer` on the watcher's thread.
+    pub fn start(game: &GameCrate, preparer: Option<Preparer>) -> io::Result<Self> {
         // Building and loading sources someone else can edit would run their code as us.
         game_build::refuse_unsafe_sources(game).map_err(io::Error::other)?;
         let watch = Watch::open(game)?;
@@ -60,6 +69,7 @@ impl BuildWatcher {
             pending: Vec::new(),
             done: tx,
             started: building_tx,
+            preparer,
         };
         std::thread::Builder::new().name("game-rebuild".into()).spawn(move || supervise(&mut job))?;
         Ok(Self { events, building })
@@ -86,6 +96,7 @@ struct Job {
     pending: Vec<PathBuf>,
     done: Sender<BuildEvent>,
     started: Sender<()>,
+    preparer: Option<Preparer>,
 }
 
 /// Runs the watch-and-build loop; a panic in it is said and the loop started again.
@@ -118,13 +129,15 @@ fn watch_and_build(job: &mut Job) {
         }
         let build_start = Instant::now();
         let detect = build_start - seen;
-        let Job { watch, builder, pending, done, .. } = job;
+        let Job { watch, builder, pending, done, preparer, .. } = job;
+        let mut preparer = preparer.as_mut().filter(|_| builder.settings().check_on_watcher);
         let mut alive = true;
         let readable = watch.as_ref().map_or(-1, |w| w.inotify.fd);
         let mut relevant = || take_events(watch, pending);
         let mut interrupt = Interrupt { readable, relevant: &mut relevant };
         builder.build(&changed, &mut interrupt, &mut |tier| {
-            alive &= report(tier, saved_at, detect, build_start.elapsed(), done);
+            let build = Build { saved_at, detect, since_start: build_start.elapsed() };
+            alive &= report(tier, build, preparer.as_deref_mut(), done);
         });
         if !alive {
             return;
@@ -132,14 +145,16 @@ fn watch_and_build(job: &mut Job) {
     }
 }
 
-/// Logs a finished tier and hands it to the frame loop; false when the frame loop is gone.
-fn report(
-    tier: TierResult,
+/// When a build's save happened and how long it took to be seen and built.
+struct Build {
     saved_at: SystemTime,
     detect: Duration,
     since_start: Duration,
-    done: &Sender<BuildEvent>,
-) -> bool {
+}
+
+/// Logs a finished tier, prepares a good one for loading, and hands it to the frame loop;
+/// false when the frame loop is gone.
+fn report(tier: TierResult, build: Build, preparer: Option<&mut Preparer>, done: &Sender<BuildEvent>) -> bool {
     let what = format!("tier {} (opt-level {}, {})", tier.tier, tier.opt_level, tier.by);
     let ms = tier.took.as_secs_f64() * 1e3;
     match &tier.result {
@@ -150,12 +165,18 @@ fn report(
         }
         Err(e) => log::warn!("game build failed, keeping the running code: {e}"),
     }
+    let ok = tier.result.is_ok();
+    let built = Instant::now();
+    let prepared = preparer.filter(|_| ok).and_then(|p| p.prepare());
     let event = BuildEvent {
-        ok: tier.result.is_ok(),
+        ok,
         summary: tier.result.err().unwrap_or_default(),
-        saved_at,
-        detect,
-        build: since_start,
+        saved_at: build.saved_at,
+        detect: build.detect,
+        build: build.since_start,
+        prepared_on_watcher: prepared.is_some(),
+        prepared,
+        prepare: built.elapsed(),
     };
     done.send(event).is_ok()
 }
@@ -421,7 +442,7 @@ mod tests {
         std::fs::write(game.join("Cargo.toml"), "[package]").unwrap();
         std::fs::write(game.join("src/lib.rs"), "").unwrap();
         std::fs::set_permissions(game.join("src"), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = BuildWatcher::start(&GameCrate::demo(dir.path(), &game)).err().expect("refused");
+        let err = BuildWatcher::start(&GameCrate::demo(dir.path(), &game), None).err().expect("refused");
         assert!(err.to_string().contains("writable by other users"), "{err}");
     }
 
@@ -459,7 +480,7 @@ mod tests {
         let crate_ = GameCrate::demo(dir.path(), &game);
         let builder = GameBuilder::new(&crate_, Settings::default());
         let watch = Some(Watch::open(&crate_).unwrap());
-        let mut job = Job { watch, game: crate_, builder, pending: Vec::new(), done, started };
+        let mut job = Job { watch, game: crate_, builder, pending: Vec::new(), done, started, preparer: None };
         // Swap the inotify descriptor for a pipe with no writer: the next wait fails.
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors; the write end is closed at once and

@@ -66,6 +66,9 @@ enum Pending {
     Retry { stamp: FileStamp, polls_left: u32, backoff: u32 },
     /// The file has been gone for this many polls.
     Missing(u32),
+    /// The rebuild watcher already copied, checked and test-loaded this build on its own
+    /// thread (`Preparer`): it is installed at the next poll, without a probe frame.
+    Prepared(Prepared),
 }
 
 /// The library running now, and the file version it was copied from.
@@ -240,6 +243,7 @@ impl GameCode {
                 self.pending = Pending::Parked(parked);
                 return ReloadOutcome::Unchanged;
             }
+            Pending::Prepared(prepared) => return self.install_prepared(prepared, before_swap),
             _ => {}
         }
         if self.current.as_ref().is_some_and(|c| c.stamp == stamp) {
@@ -276,6 +280,23 @@ impl GameCode {
         let loaded = self.current.as_ref().is_some_and(|c| c.stamp == stamp);
         if !loaded && matches!(self.pending, Pending::Idle | Pending::Settling(_)) {
             self.pending = Pending::Settling(stamp);
+        }
+    }
+
+    /// What the rebuild watcher needs to prepare a build on its own thread: the source, the
+    /// private directory and the probe program.
+    pub fn preparer(&self) -> Preparer {
+        Preparer { source: self.source.clone(), dir: self.copies.dir.path().to_path_buf(), probe: self.probe.clone(), made: 0 }
+    }
+
+    /// A build the watcher prepared: installed at the next poll. One already running is
+    /// dropped; a probe still running for an older stamp is stopped (the newer build wins).
+    pub fn take_prepared(&mut self, prepared: Prepared) {
+        if self.current.as_ref().is_some_and(|c| c.stamp == prepared.stamp) {
+            return;
+        }
+        if let Pending::Probing { copy, .. } = std::mem::replace(&mut self.pending, Pending::Prepared(prepared)) {
+            remove_copy(&copy);
         }
     }
 
@@ -383,6 +404,17 @@ impl GameCode {
         }
     }
 
+    fn install_prepared(&mut self, mut prepared: Prepared, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
+        let start = Instant::now();
+        let copy = std::mem::take(&mut prepared.copy);
+        let result = self.install(&copy, prepared.stamp, before_swap);
+        remove_copy(&copy);
+        match result {
+            Ok(shape) => ReloadOutcome::Reloaded { load_time: start.elapsed(), shape },
+            Err(e) => self.fail(prepared.stamp, e),
+        }
+    }
+
     fn follow_probe(
         &mut self,
         mut run: ProbeRun,
@@ -469,30 +501,12 @@ impl GameCode {
         ReloadOutcome::Unchanged
     }
 
-    /// Checks the file where it is (cheap: its path, type and headers), then copies it to a
-    /// new name in the private directory and checks the copy: what is checked is then exactly
-    /// what is loaded, even if the source changes again meanwhile.
+    /// A new private copy of the source, checked (`check_and_copy`).
     fn copy_checked(&mut self) -> Result<PathBuf, GameCodeError> {
-        let source = self.source.clone();
-        refuse_unsafe(&source, false).map_err(GameCodeError::Unsafe)?;
-        check_elf(&source).map_err(|e| elf_error(e, &source))?;
+        // A failed attempt leaves nothing at this name, so only a made copy uses one up.
         let copy = self.copies.dir.path().join(format!("game-{}.so", self.copies.made));
+        check_and_copy(&self.source, &copy)?;
         self.copies.made += 1;
-        let private = |source| GameCodeError::PrivateCopy { path: copy.clone(), source };
-        let result = copy_regular_file(&source, &copy);
-        let copied = match result {
-            Ok(copied) => copied,
-            Err(CopyError::From(e)) => return Err(e),
-            Err(CopyError::To(e)) => {
-                remove_copy(&copy);
-                return Err(private(e));
-            }
-        };
-        debug_assert!(copied > 0);
-        if let Err(e) = check_elf(&copy) {
-            remove_copy(&copy);
-            return Err(elf_error(e, &source));
-        }
         Ok(copy)
     }
 
@@ -519,6 +533,84 @@ impl GameCode {
         }
         self.pending = Pending::Idle;
         Ok(shape)
+    }
+}
+
+/// Checks the file where it is (cheap: its path, type and headers), then copies it to `copy`
+/// in the private directory and checks the copy: what is checked is then exactly what is
+/// loaded, even if the source changes again meanwhile. On failure nothing is left at `copy`.
+fn check_and_copy(source: &Path, copy: &Path) -> Result<(), GameCodeError> {
+    refuse_unsafe(source, false).map_err(GameCodeError::Unsafe)?;
+    check_elf(source).map_err(|e| elf_error(e, source))?;
+    let private = |source| GameCodeError::PrivateCopy { path: copy.to_path_buf(), source };
+    let copied = match copy_regular_file(source, copy) {
+        Ok(copied) => copied,
+        Err(CopyError::From(e)) => return Err(e),
+        Err(CopyError::To(e)) => {
+            remove_copy(copy);
+            return Err(private(e));
+        }
+    };
+    debug_assert!(copied > 0);
+    if let Err(e) = check_elf(copy) {
+        remove_copy(copy);
+        return Err(elf_error(e, source));
+    }
+    Ok(())
+}
+
+/// Prepares a new build on the rebuild watcher's thread, the moment it is built: the private
+/// copy, its checks and the test load in the probe process, which would otherwise cost the
+/// frame loop a poll to start and another to collect (about a frame). The frame loop then
+/// only `dlopen`s and swaps at its next frame start.
+pub struct Preparer {
+    source: PathBuf,
+    dir: PathBuf,
+    probe: Option<LoadProbe>,
+    made: u64,
+}
+
+/// A checked, test-loaded private copy of one version of the library. Dropped unused, the
+/// copy is removed.
+#[derive(Debug)]
+pub struct Prepared {
+    copy: PathBuf,
+    stamp: FileStamp,
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if !self.copy.as_os_str().is_empty() {
+            remove_copy(&self.copy);
+        }
+    }
+}
+
+impl Preparer {
+    /// Copies, checks and test-loads the library as it is now. On any failure, `None` (said at
+    /// debug level only): the frame loop then takes the ordinary path, which says the failure
+    /// once, as for a library that changed without a build.
+    pub fn prepare(&mut self) -> Option<Prepared> {
+        let stamp = FileStamp::of(&self.source).ok()?;
+        // Another name than the frame loop's copies (`game-N.so`), in the same directory.
+        let copy = self.dir.join(format!("built-{}.so", self.made));
+        if let Err(e) = check_and_copy(&self.source, &copy) {
+            log::debug!("watcher could not prepare the new build ({e}); the frame loop will");
+            return None;
+        }
+        self.made += 1;
+        let prepared = Prepared { copy, stamp };
+        let verdict = match self.probe.as_ref().map(|p| p.start(&prepared.copy)) {
+            Some(Ok(mut run)) => run.wait(),
+            Some(Err(e)) => ProbeResult::Broken(e.to_string()),
+            None => ProbeResult::Passed,
+        };
+        if !matches!(verdict, ProbeResult::Passed) {
+            log::debug!("the new build's test load did not pass ({verdict:?}); the frame loop will say why");
+            return None;
+        }
+        // The file must still be the version that was copied: a newer one is the next build's.
+        (FileStamp::of(&self.source).ok()? == stamp).then_some(prepared)
     }
 }
 
@@ -610,6 +702,32 @@ mod tests {
         assert_eq!(checked, 1, "checked once, after the one-poll settle: {outcomes:?}");
         assert_eq!(code.copies.made, 0, "the file is checked where it is, not copied each frame");
         assert!(matches!(code.pending, Pending::Parked(_)), "waits for the file to change");
+        assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 0);
+    }
+
+    /// The watcher's preparation leaves one checked copy per build, removed when it is used or
+    /// dropped; a prepared build is taken up at the next poll, and a failure there parks it.
+    #[test]
+    fn a_prepared_build_is_taken_up_at_the_next_poll_and_leaves_no_copy() {
+        let dir = private_dir("handmade-test-").unwrap();
+        let path = dir.path().join("libgame.so");
+        fs::write(&path, fs::read("/proc/self/exe").unwrap()).unwrap();
+        let mut code = watching(&path);
+        let mut preparer = code.preparer();
+        let first = preparer.prepare().expect("a complete ELF file is prepared");
+        let second = preparer.prepare().expect("again, under a new name");
+        assert_ne!(first.copy, second.copy);
+        assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 2);
+        drop(first);
+        assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 1, "a dropped preparation is removed");
+        code.take_prepared(second);
+        assert!(matches!(code.pending, Pending::Prepared(_)));
+        // An executable is not a loadable game library: the install fails, once, and parks.
+        assert_eq!(code.reload_if_changed(&mut || panic!("never swapped")), ReloadOutcome::Failed);
+        assert!(matches!(code.pending, Pending::Parked(_)));
+        assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 0, "the used copy is removed");
+        fs::write(&path, b"short").unwrap();
+        assert!(preparer.prepare().is_none(), "an incomplete file is left to the frame loop");
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 0);
     }
 
