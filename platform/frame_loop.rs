@@ -344,11 +344,15 @@ impl<'a> Platform<'a> {
                 window.set_title(&build_title(&build));
             }
             if build.ok {
-                match build.prepared.take() {
+                let new = match build.prepared.take() {
                     Some(prepared) => self.game.take_prepared(prepared),
                     None => self.game.mark_settled(),
+                };
+                if new {
+                    self.dev.build = Some(build);
+                } else {
+                    log_reload(self.game.source(), None, Some(build));
                 }
-                self.dev.build = Some(build);
             }
         }
         kind
@@ -371,7 +375,7 @@ impl<'a> Platform<'a> {
             // Spawning the probe process, and saying that the library is gone, allocate.
             ReloadOutcome::Checking | ReloadOutcome::Missing | ReloadOutcome::Waiting => FrameKind::Event,
             ReloadOutcome::Reloaded { load_time, shape } => {
-                log_reload(self.game.source(), load_time, self.dev.build.take());
+                log_reload(self.game.source(), Some(load_time), self.dev.build.take());
                 self.reload_times.record(load_time);
                 self.counters.reloads += 1;
                 self.memory.reloaded = 1;
@@ -804,25 +808,29 @@ fn build_title(build: &BuildEvent) -> String {
     }
 }
 
-fn log_reload(source: &std::path::Path, load_time: Duration, build: Option<BuildEvent>) {
+/// One line per new library running: its load time, and for a build the save-to-code time with
+/// its parts. `load_time` is `None` when the per-frame poll had loaded the build's library
+/// before the build reported: the save-to-code time is then taken at the report, a little late.
+fn log_reload(source: &std::path::Path, load_time: Option<Duration>, build: Option<BuildEvent>) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    match build {
-        Some(b) => {
-            let save_to_code = std::time::SystemTime::now().duration_since(b.saved_at).unwrap_or_default();
-            log::info!(
-                "reloaded {} in {:.3} ms; save-to-code {:.0} ms (detect {:.1} ms, build {:.0} ms, {} {:.1} ms, load {:.1} ms)",
-                source.display(),
-                ms(load_time),
-                ms(save_to_code),
-                ms(b.detect),
-                ms(b.build),
-                if b.prepared_on_watcher { "checked on the watcher" } else { "checked in frames" },
-                ms(b.prepare),
-                ms(load_time)
-            );
-        }
-        None => log::info!("reloaded {} in {:.3} ms", source.display(), ms(load_time)),
-    }
+    let done = match load_time {
+        Some(t) => format!("reloaded {} in {:.3} ms", source.display(), ms(t)),
+        None => format!("{} was already reloaded by the per-frame poll", source.display()),
+    };
+    let Some(b) = build else {
+        log::info!("{done}");
+        return;
+    };
+    let save_to_code = std::time::SystemTime::now().duration_since(b.saved_at).unwrap_or_default();
+    log::info!(
+        "{done}; save-to-code {:.0} ms (detect {:.1} ms, build {:.0} ms, {} {:.1} ms, load {:.1} ms)",
+        ms(save_to_code),
+        ms(b.detect),
+        ms(b.build),
+        if b.prepared_on_watcher { "checked on the watcher" } else { "checked in frames" },
+        ms(b.prepare),
+        ms(load_time.unwrap_or_default()),
+    );
 }
 
 fn load_loop_sample(config: &Config, arena: &mut MemoryArena<'_>) -> GameSample {

@@ -275,12 +275,17 @@ impl GameCode {
     }
 
     /// The writer says the file is complete (cargo finished): skip the one-poll settle.
-    pub fn mark_settled(&mut self) {
-        let Ok(stamp) = self.stamp() else { return };
-        let loaded = self.current.as_ref().is_some_and(|c| c.stamp == stamp);
-        if !loaded && matches!(self.pending, Pending::Idle | Pending::Settling(_)) {
+    /// Returns false when that version is already running (the per-frame poll can see a file
+    /// the build installed before the build itself has reported).
+    pub fn mark_settled(&mut self) -> bool {
+        let Ok(stamp) = self.stamp() else { return true };
+        if self.current.as_ref().is_some_and(|c| c.stamp == stamp) {
+            return false;
+        }
+        if matches!(self.pending, Pending::Idle | Pending::Settling(_)) {
             self.pending = Pending::Settling(stamp);
         }
+        true
     }
 
     /// What the rebuild watcher needs to prepare a build on its own thread: the source, the
@@ -289,15 +294,17 @@ impl GameCode {
         Preparer { source: self.source.clone(), dir: self.copies.dir.path().to_path_buf(), probe: self.probe.clone(), made: 0 }
     }
 
-    /// A build the watcher prepared: installed at the next poll. One already running is
-    /// dropped; a probe still running for an older stamp is stopped (the newer build wins).
-    pub fn take_prepared(&mut self, prepared: Prepared) {
+    /// A build the watcher prepared: installed at the next poll. A probe still running for an
+    /// older stamp is stopped (the newer build wins). Returns false, dropping it, when that
+    /// version is already running (loaded by the per-frame poll before the build reported).
+    pub fn take_prepared(&mut self, prepared: Prepared) -> bool {
         if self.current.as_ref().is_some_and(|c| c.stamp == prepared.stamp) {
-            return;
+            return false;
         }
         if let Pending::Probing { copy, .. } = std::mem::replace(&mut self.pending, Pending::Prepared(prepared)) {
             remove_copy(&copy);
         }
+        true
     }
 
     /// Goes back to the library that ran before the last swap (the new one is dlclosed). The
@@ -720,7 +727,7 @@ mod tests {
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 2);
         drop(first);
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 1, "a dropped preparation is removed");
-        code.take_prepared(second);
+        assert!(code.take_prepared(second));
         assert!(matches!(code.pending, Pending::Prepared(_)));
         // An executable is not a loadable game library: the install fails, once, and parks.
         assert_eq!(code.reload_if_changed(&mut || panic!("never swapped")), ReloadOutcome::Failed);
