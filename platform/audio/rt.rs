@@ -111,6 +111,7 @@ impl Grant {
             How::Direct => {
                 threads.iter().map(|&(tid, _)| set_fifo(tid, self.priority, false).map_err(|e| e.to_string())).collect()
             }
+            How::Rtkit if threads.is_empty() => Vec::new(),
             How::Rtkit => ask_rtkit(threads.iter().map(|&(tid, _)| tid).collect())
                 .map(|(_, results)| results)
                 .unwrap_or_else(|e| vec![Err(e); threads.len()]),
