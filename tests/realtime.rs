@@ -355,6 +355,50 @@ fn rtkit_grants_the_sound_threads_to_a_user_without_the_right() {
     assert_eq!(granted_to(no_rt_pid), 0, "--no-rt asks nothing:\n{log}");
 }
 
+/// Threads the frame thread starts after the grant do not inherit it (rtkit sets
+/// SCHED_RESET_ON_FORK): the sound server dies mid-run and its socket is replaced by one that
+/// accepts and never answers (held here), so the frame thread's device-open helper
+/// (`alsa-open`) hangs there long enough to be looked at.
+#[test]
+fn a_device_open_helper_started_after_the_grant_stays_normal() {
+    if let Some(reason) = missing() {
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    let bus = SystemBus::start(true);
+    let copies = copy_for_nobody(bus.dir.path());
+    let mute = bus.dir.path().join("mute-server");
+    let _listener = std::os::unix::net::UnixListener::bind(&mute).expect("bind the mute socket");
+    std::fs::set_permissions(&mute, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut helper = None;
+    let output = run_as_nobody(&bus, &copies, &[], |line, pid| {
+        assert!(line.contains("frame thread SCHED_RR 10 (rtkit)"), "{line}");
+        let pulse = std::fs::read_dir(&copies.tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("handmade-pulse."))
+            .expect("the harness's directory");
+        let killed = Command::new(pulse.join("kill-server.sh")).output().expect("kill the server");
+        assert!(killed.status.success(), "{killed:?}");
+        let socket = pulse.join("run/pulse/native");
+        let _ = std::fs::remove_file(&socket);
+        std::os::unix::fs::symlink(&mute, &socket).unwrap();
+        let start = Instant::now();
+        while helper.is_none() && start.elapsed() < Duration::from_secs(6) {
+            let threads = thread_policies(pid);
+            helper = threads.iter().find(|t| t.1 == "alsa-open").cloned();
+            let frame = threads.iter().find(|t| t.0 == pid).map(|t| t.2.clone());
+            assert_eq!(frame.as_deref(), Some("SCHED_RR|SCHED_RESET_ON_FORK"), "{threads:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("alsa: lost"), "{stderr}");
+    let (_, _, policy) = helper.unwrap_or_else(|| panic!("no alsa-open thread seen:\n{stderr}"));
+    assert_eq!(policy, "SCHED_OTHER", "a thread the real-time frame thread started");
+}
+
 /// Without rtkit on the bus (a desktop without it, a container): one line says what was tried
 /// and why it failed, start-up goes on, the sound plays at normal priority.
 #[test]
