@@ -189,3 +189,15 @@ fn a_real_bus_answers_and_its_errors_are_one_line() {
     // The connection is still usable after an error reply.
     bus.call(dbus, "/org/freedesktop/DBus", dbus, "GetId", &[]).expect("GetId");
 }
+
+/// `unix:abstract=` addresses (Linux's abstract socket names) connect too.
+#[test]
+fn an_abstract_address_connects() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("handmade-rtkit-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let listener = UnixListener::bind_addr(&addr).unwrap();
+    let result = Bus::connect(&format!("unix:abstract={name},guid=0"), Duration::from_millis(100));
+    drop(listener);
+    assert_eq!(result.err().as_deref(), Some("the system bus did not answer in time"), "it connected, then waited");
+}
