@@ -5,13 +5,18 @@
 //!
 //! How, in order: `sched_setscheduler` to SCHED_FIFO directly where root or RLIMIT_RTPRIO
 //! allows it; where that is refused (EPERM: a desktop user, RLIMIT_RTPRIO 0), rtkit over the
-//! system bus, as PulseAudio, PipeWire and JACK clients get it (rtkit.rs: a small D-Bus client,
-//! why hand-written is said there). rtkit's limits are read first and obeyed
+//! system bus, as PulseAudio, PipeWire and JACK clients get it (rt/rtkit.rs: a small D-Bus
+//! client, why hand-written is said there). rtkit's limits are read first and obeyed
 //! (`MaxRealtimePriority`, `RTTimeUSecMax`), or it refuses; it grants its own policy (SCHED_RR
 //! on Debian). The request runs on a helper thread the frame thread waits for at most
-//! `RTKIT_TIMEOUT`, so a bus that never answers delays start-up by that and no more. Without
+//! `RTKIT_TIMEOUT` (1 s) and a margin, so a bus that never answers costs start-up about a
+//! second, once: the I/O threads are only asked for once the frame thread was granted. Without
 //! either, one line says why (not root, the limit, rtkit's answer) and the run goes on at
 //! normal priority. One line says what was granted, to which thread, and how.
+//!
+//! The I/O threads are looked for once, when the device first opens: after a sound server
+//! restart the reopened device's new I/O thread runs at normal priority (the frame thread
+//! keeps its grant).
 //!
 //! `HANDMADE_RT_IO_THREADS=0` promotes the frame thread only (for measuring the choice side by
 //! side; examples/latency_report.rs passes the environment through).
