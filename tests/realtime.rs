@@ -4,7 +4,8 @@
 //! `dbus-daemon`, `polkitd` with one rule allowing rtkit's action (in a mount namespace of its
 //! own, so the machine's /etc is untouched) and `rtkit-daemon` as Debian runs it. Checked from
 //! outside with `chrt -p` on every thread: the frame thread and libpulse's `threaded-ml` are
-//! SCHED_RR with SCHED_RESET_ON_FORK, the watchdog and rebuild threads SCHED_OTHER; `--no-rt`
+//! SCHED_RR with SCHED_RESET_ON_FORK, the watchdog and rebuild threads SCHED_OTHER, and so is
+//! a device-open helper the frame thread starts after the grant; `--no-rt`
 //! asks nothing; without rtkit on the bus, or with a bus that never answers, one line says why
 //! and the sound still plays.
 //!
