@@ -2,8 +2,9 @@
 #! The one install script for a fresh Debian/Ubuntu box: the system libraries the platform links
 #! (alsa-lib, SDL2) and what the paced audio tests need (a private PulseAudio with a null sink,
 #! a private PipeWire with its pulse server and WirePlumber on a session D-Bus, ALSA's pulse
-#! plugin, parec, Xvfb for a hidden window), libpulse-dev for the l6_2_pulse lesson's binding and
-#! DejaVu Sans for the lessons' plot text. Idempotent; run as root (no sudo).
+#! plugin, parec, Xvfb for a hidden window), rtkit and polkitd for tests/realtime.rs (real-time
+#! priority granted by rtkit on a private system bus), libpulse-dev for the l6_2_pulse lesson's
+#! binding and DejaVu Sans for the lessons' plot text. Idempotent; run as root (no sudo).
 set -euo pipefail
 
 PACKAGES=(
@@ -18,6 +19,8 @@ PACKAGES=(
     pipewire-pulse
     wireplumber
     dbus
+    rtkit
+    polkitd
     libasound2-plugins
     alsa-utils
     xvfb

@@ -97,8 +97,8 @@ pub struct Args {
     /// Write the audio-sync markers (one line per frame) to this file on exit.
     #[arg(long, value_name = "PATH")]
     pub sync_dump: Option<PathBuf>,
-    /// Do not ask for real-time priority for the threads that move sound (SCHED_FIFO for the
-    /// frame thread and the sound library's I/O thread, where root or RLIMIT_RTPRIO allows).
+    /// Do not ask for real-time priority for the threads that move sound (the frame thread and
+    /// the sound library's I/O thread: SCHED_FIFO where root or RLIMIT_RTPRIO allows, else rtkit).
     #[arg(long)]
     pub no_rt: bool,
     /// A game call running longer than this is interrupted and treated like a crash.

@@ -3,44 +3,89 @@
 //! `threaded-ml` behind the ALSA pulse plugin, SDL's audio thread), which moves the data to
 //! the server. On a loaded machine a late wake-up of either is a gap a listener hears.
 //!
-//! How: `pthread_setschedparam` to SCHED_FIFO where RLIMIT_RTPRIO or root allows it. Not
-//! rtkit: asking it needs a D-Bus client (libdbus or a wire-protocol implementation), which
-//! this platform does not carry; without the right, one line says so and the run goes on at
-//! normal priority.
+//! How, in order: `sched_setscheduler` to SCHED_FIFO directly where root or RLIMIT_RTPRIO
+//! allows it; where that is refused (EPERM: a desktop user, RLIMIT_RTPRIO 0), rtkit over the
+//! system bus, as PulseAudio, PipeWire and JACK clients get it (rt/rtkit.rs: a small D-Bus
+//! client, why hand-written is said there). rtkit's limits are read first and obeyed
+//! (`MaxRealtimePriority`, `RTTimeUSecMax`), or it refuses; it grants its own policy (SCHED_RR
+//! on Debian). The request runs on a helper thread the frame thread waits for at most
+//! `RTKIT_TIMEOUT` (1 s) and a margin, so a bus that never answers costs start-up about a
+//! second, once: the I/O threads are only asked for once the frame thread was granted. Without
+//! either, one line says why (not root, the limit, rtkit's answer) and the run goes on at
+//! normal priority. One line says what was granted, to which thread, and how.
 //!
-//! Bounds: the frame thread gets SCHED_RESET_ON_FORK, so nothing it starts (the rebuild
-//! thread, the load probe process, cargo, the device-open helpers) inherits real-time
-//! priority. RLIMIT_RTTIME is set, so a real-time thread that runs `RTTIME_SOFT` without
-//! sleeping gets SIGXCPU; the handler here drops every thread this file promoted back to
-//! normal priority (said once, from the frame, the next time it asks). The game's own calls
-//! are bounded by the watchdog (platform/guard) as before.
+//! The I/O threads are looked for once, when the device first opens: after a sound server
+//! restart the reopened device's new I/O thread runs at normal priority (the frame thread
+//! keeps its grant).
+//!
+//! `HANDMADE_RT_IO_THREADS=0` promotes the frame thread only (for measuring the choice side by
+//! side; examples/latency_report.rs passes the environment through).
+//!
+//! Bounds: the frame thread gets SCHED_RESET_ON_FORK (rtkit always sets it too), so nothing it
+//! starts after the grant (a device-open helper, the load probe process, cargo) inherits
+//! real-time priority; the rebuild and watchdog threads start before it and stay normal.
+//! RLIMIT_RTTIME is set (its hard limit within what rtkit allows, the soft one at most half of
+//! it), so a real-time thread that runs the soft limit without sleeping gets SIGXCPU; the
+//! handler here drops every thread this file promoted back to normal priority (said once, from
+//! the frame, the next time it asks) before the hard limit would kill the process. The game's
+//! own calls are bounded by the watchdog (platform/guard) as before.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+#[path = "rt/rtkit.rs"]
+mod rtkit;
 
-/// SCHED_FIFO priority asked for: above desktop programs, below the sound server (PipeWire
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::reopen::{spawn_open, wait_for_open};
+
+/// Real-time priority asked for: above desktop programs, below the sound server (PipeWire
 /// asks rtkit for 20 and runs at 88 as root), as `chrt -f 10` did in the issue's figures.
 const PRIORITY: i32 = 10;
-/// Microseconds of CPU a real-time thread may use without sleeping before SIGXCPU. A frame
-/// sleeps every 16.7 ms; a game call that hangs is cut by the watchdog at 250 ms by default.
+/// Microseconds of CPU a real-time thread may use without sleeping before SIGXCPU (at most:
+/// half the hard limit, so with rtkit's default 200 ms it is 100 ms). A frame sleeps every
+/// 16.7 ms; a game call that hangs is cut by the watchdog at 250 ms by default.
 const RTTIME_SOFT_US: u64 = 500_000;
 /// The hard limit kills the process: only reached if the SIGXCPU handler could not demote.
 const RTTIME_HARD_US: u64 = 2_000_000;
+/// How long start-up waits for rtkit (connect, two properties, one request per thread).
+const RTKIT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Thread ids this file promoted (0: free), for the SIGXCPU handler to demote.
 static PROMOTED: [AtomicI32; 4] = [AtomicI32::new(0), AtomicI32::new(0), AtomicI32::new(0), AtomicI32::new(0)];
 static DEMOTED: AtomicBool = AtomicBool::new(false);
+/// The soft RLIMIT_RTTIME in force, for the lines that name it.
+static RTTIME_SOFT: AtomicU64 = AtomicU64::new(RTTIME_SOFT_US);
+
+/// Who granted the frame thread's priority; the I/O threads are asked for the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    Direct,
+    Rtkit,
+}
+
+impl How {
+    fn name(self) -> &'static str {
+        match self {
+            How::Direct => "direct",
+            How::Rtkit => "rtkit",
+        }
+    }
+}
 
 /// What was granted, for the one log line, and for undoing it when the run ends.
 #[derive(Debug, Default)]
 pub struct Grant {
-    frame_thread: bool,
-    io_threads: Vec<String>,
+    /// How the frame thread got it; `None`: it did not.
+    how: Option<How>,
+    priority: i32,
+    /// "frame thread SCHED_FIFO 10 (direct)", one entry per thread asked for.
+    said: Vec<String>,
     said_demoted: bool,
 }
 
 impl Grant {
     /// Promotes the calling (frame) thread, when `wanted` (the flag) and the sound is paced by
-    /// a device; says in one line what was granted.
+    /// a device; a refusal is said here in one line, a grant by `io_threads_and_say`.
     pub fn frame_thread(wanted: bool, paced: bool) -> Self {
         if !wanted {
             log::info!("real-time: off (--no-rt); sound threads run at normal priority");
@@ -50,50 +95,50 @@ impl Grant {
             log::info!("real-time: not asked for: no sound device paces this run");
             return Self::default();
         }
-        if let Err(e) = limit_rttime() {
-            log::info!("real-time: not asked for: cannot set RLIMIT_RTTIME ({e}); normal priority");
-            return Self::default();
-        }
         install_sigxcpu_handler();
-        let priority = allowed_priority();
-        match set_fifo(0, priority, true) {
-            Ok(()) => {
-                remember(gettid());
-                Self { frame_thread: true, io_threads: Vec::new(), said_demoted: false }
-            }
-            Err(e) => {
-                log::info!(
-                    "real-time: not granted ({e}: needs root or RLIMIT_RTPRIO, which is {}; rtkit is not \
-                     supported); sound runs at normal priority",
-                    rtprio_limit()
-                );
+        match promote_frame_thread() {
+            Ok(grant) => grant,
+            Err(why) => {
+                log::info!("real-time: not granted: {why}; sound runs at normal priority");
                 Self::default()
             }
         }
     }
 
-    /// Promotes the sound library's I/O threads (found by name) and logs what was granted.
-    /// Called once the device is open; the frame thread must have been granted first.
-    /// `HANDMADE_RT_IO_THREADS=0` leaves them at normal priority (for measuring the choice
-    /// side by side: examples/latency_report.rs).
+    /// Promotes the sound library's I/O threads (found by name) the way the frame thread got
+    /// it, and logs what was granted. Called once the device is open.
+    /// `HANDMADE_RT_IO_THREADS=0` leaves them at normal priority.
     pub fn io_threads_and_say(&mut self) {
-        if !self.frame_thread {
-            return;
-        }
+        let Some(how) = self.how else { return };
         let io_wanted = std::env::var("HANDMADE_RT_IO_THREADS").as_deref() != Ok("0");
-        for (tid, name) in sound_io_threads().into_iter().filter(|_| io_wanted) {
-            if set_fifo(tid, allowed_priority(), false).is_ok() {
-                remember(tid);
-                self.io_threads.push(name);
+        let threads = if io_wanted { sound_io_threads() } else { Vec::new() };
+        let results = match how {
+            How::Direct => {
+                threads.iter().map(|&(tid, _)| set_fifo(tid, self.priority, false).map_err(|e| e.to_string())).collect()
+            }
+            How::Rtkit if threads.is_empty() => Vec::new(),
+            How::Rtkit => ask_rtkit(threads.iter().map(|&(tid, _)| tid).collect())
+                .map(|(_, results)| results)
+                .unwrap_or_else(|e| vec![Err(e); threads.len()]),
+        };
+        for ((tid, name), result) in threads.into_iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    remember(tid);
+                    self.said.push(format!("{name} {} ({})", policy_name(tid), how.name()));
+                }
+                Err(e) => self.said.push(format!("{name} not granted ({}: {e})", how.name())),
             }
         }
-        let io =
-            if self.io_threads.is_empty() { "no sound I/O thread found".into() } else { self.io_threads.join(", ") };
+        if !io_wanted {
+            self.said.push("I/O threads left normal (HANDMADE_RT_IO_THREADS=0)".into());
+        } else if self.said.len() == 1 {
+            self.said.push("no sound I/O thread found".into());
+        }
         log::info!(
-            "real-time: frame thread SCHED_FIFO {} (reset on fork: the rebuild and probe stay normal); also {io}; \
-             RLIMIT_RTTIME {} ms",
-            allowed_priority(),
-            RTTIME_SOFT_US / 1000
+            "real-time: {}; reset on fork: the rebuild and probe stay normal; RLIMIT_RTTIME {} ms",
+            self.said.join(", "),
+            RTTIME_SOFT.load(Ordering::Relaxed) / 1000
         );
     }
 
@@ -106,14 +151,14 @@ impl Grant {
         self.said_demoted = true;
         log::warn!(
             "real-time: a sound thread ran {} ms without sleeping (RLIMIT_RTTIME); back to normal priority",
-            RTTIME_SOFT_US / 1000
+            RTTIME_SOFT.load(Ordering::Relaxed) / 1000
         );
         true
     }
 
     #[cfg(test)]
     fn frame_thread_granted(&self) -> bool {
-        self.frame_thread
+        self.how.is_some()
     }
 }
 
@@ -121,10 +166,60 @@ impl Drop for Grant {
     /// The run is over: the threads go back to normal priority (a process running several
     /// runs, like the reports, starts each one as it started the first).
     fn drop(&mut self) {
-        if self.frame_thread {
+        if self.how.is_some() {
             demote_all();
         }
     }
+}
+
+/// The frame thread directly if allowed, else through rtkit; the error says why neither.
+fn promote_frame_thread() -> Result<Grant, String> {
+    limit_rttime(RTTIME_HARD_US).map_err(|e| format!("cannot set RLIMIT_RTTIME ({e})"))?;
+    let tid = gettid();
+    let priority = allowed_priority();
+    let direct = match set_fifo(0, priority, true) {
+        Ok(()) => return Ok(Grant::granted(How::Direct, priority, tid)),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            // SAFETY: geteuid cannot fail.
+            let who = if unsafe { libc::geteuid() } == 0 { "root, refused" } else { "not root" };
+            format!("{who}, RLIMIT_RTPRIO {}", rtprio_limit())
+        }
+        Err(e) => return Err(format!("SCHED_FIFO {priority}: {e}")),
+    };
+    match ask_rtkit(vec![tid]) {
+        Ok((priority, results)) => match results.into_iter().next() {
+            Some(Ok(())) => Ok(Grant::granted(How::Rtkit, priority, tid)),
+            Some(Err(e)) => Err(format!("{direct}, rtkit: {e}")),
+            None => Err(format!("{direct}, rtkit: no answer")),
+        },
+        Err(e) => Err(format!("{direct}, rtkit: {e}")),
+    }
+}
+
+impl Grant {
+    fn granted(how: How, priority: i32, tid: i32) -> Self {
+        remember(tid);
+        let said = vec![format!("frame thread {} ({})", policy_name(tid), how.name())];
+        Self { how: Some(how), priority, said, said_demoted: false }
+    }
+}
+
+/// Asks rtkit, on a helper thread waited for at most `RTKIT_TIMEOUT`, to make `tids` real-time:
+/// reads its limits, sets RLIMIT_RTTIME within them, then one request per thread. Returns the
+/// priority asked for and each thread's answer; the error is one line.
+fn ask_rtkit(tids: Vec<i32>) -> Result<(i32, Vec<Result<(), String>>), String> {
+    let pending = spawn_open("rtkit", move || {
+        let mut bus = rtkit::Bus::system(RTKIT_TIMEOUT)?;
+        let limits = bus.rtkit_limits()?;
+        let priority = (PRIORITY as u32).min(limits.max_priority);
+        if priority == 0 {
+            return Err("it allows no real-time priority (MaxRealtimePriority 0)".into());
+        }
+        limit_rttime(limits.rttime_usec_max).map_err(|e| format!("cannot set RLIMIT_RTTIME ({e})"))?;
+        let results = tids.iter().map(|&tid| bus.make_thread_realtime(tid as u64, priority)).collect();
+        Ok((priority as i32, results))
+    });
+    wait_for_open(pending, RTKIT_TIMEOUT + Duration::from_millis(100), "rtkit")
 }
 
 fn remember(tid: i32) {
@@ -142,7 +237,13 @@ fn demote_all() {
         if tid != 0 {
             let param = libc::sched_param { sched_priority: 0 };
             // SAFETY: `param` is a valid sched_param; a tid that no longer exists gives ESRCH.
-            unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) };
+            // Without CAP_SYS_NICE the kernel refuses to clear SCHED_RESET_ON_FORK (rtkit set
+            // it), so the second call keeps it.
+            unsafe {
+                if libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) != 0 {
+                    libc::sched_setscheduler(tid, libc::SCHED_OTHER | libc::SCHED_RESET_ON_FORK, &param);
+                }
+            }
         }
     }
 }
@@ -164,19 +265,23 @@ fn install_sigxcpu_handler() {
     }
 }
 
-/// Sets RLIMIT_RTTIME no higher than it is (rtkit insists on one; the kernel enforces it).
-fn limit_rttime() -> std::io::Result<()> {
+/// Lowers RLIMIT_RTTIME: the hard limit to at most `max_hard_us` (rtkit refuses a process
+/// whose hard limit exceeds its `RTTimeUSecMax`), the soft one to at most half the hard one, so
+/// SIGXCPU (demotion) comes well before SIGKILL. Never raises either.
+fn limit_rttime(max_hard_us: u64) -> std::io::Result<()> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `limit` is a valid rlimit to fill.
     if unsafe { libc::getrlimit(libc::RLIMIT_RTTIME, &mut limit) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let hard = limit.rlim_max.min(RTTIME_HARD_US);
-    let wanted = libc::rlimit { rlim_cur: limit.rlim_cur.min(RTTIME_SOFT_US).min(hard), rlim_max: hard };
+    let hard = limit.rlim_max.min(RTTIME_HARD_US).min(max_hard_us);
+    let soft = limit.rlim_cur.min(RTTIME_SOFT_US).min(hard / 2);
+    let wanted = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: as above.
     if unsafe { libc::setrlimit(libc::RLIMIT_RTTIME, &wanted) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    RTTIME_SOFT.store(soft, Ordering::Relaxed);
     Ok(())
 }
 
@@ -231,11 +336,24 @@ fn sound_io_threads() -> Vec<(i32, String)> {
         .collect()
 }
 
-/// The scheduling policy of thread `tid`.
-#[cfg(test)]
+/// The scheduling policy of thread `tid` (0: the caller), SCHED_RESET_ON_FORK included.
 fn policy_of(tid: i32) -> i32 {
     // SAFETY: sched_getscheduler only reads.
     unsafe { libc::sched_getscheduler(tid) }
+}
+
+/// "SCHED_RR 10": what thread `tid` runs at now, as the kernel says (rtkit picks the policy).
+fn policy_name(tid: i32) -> String {
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param to fill.
+    unsafe { libc::sched_getparam(tid, &mut param) };
+    let name = match policy_of(tid) & !libc::SCHED_RESET_ON_FORK {
+        libc::SCHED_FIFO => "SCHED_FIFO",
+        libc::SCHED_RR => "SCHED_RR",
+        libc::SCHED_OTHER => "SCHED_OTHER",
+        _ => "another policy",
+    };
+    format!("{name} {}", param.sched_priority)
 }
 
 #[cfg(test)]
