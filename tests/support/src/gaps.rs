@@ -43,6 +43,32 @@ pub fn find_gaps(samples: &[f64], tone_hz: f64, rate: f64) -> Vec<Gap> {
     gaps
 }
 
+/// Gaps in a tone whose pitch moves (up to `max_hz`), where the sine recurrence of
+/// `find_gaps` cannot be used: a run of `SILENT_RUN` near-zero samples, or a step between two
+/// samples larger than twice the steepest slope a full-scale sine of `max_hz` has (a jump where
+/// sound was dropped or inserted). Coarser than `find_gaps`: a drop that happens to join two
+/// samples of nearly equal value is not seen.
+pub fn find_breaks(samples: &[f64], max_hz: f64, rate: f64) -> Vec<Gap> {
+    let max_step = 2.0 * std::f64::consts::TAU * max_hz / rate;
+    let mut gaps: Vec<Gap> = Vec::new();
+    let mut silent = 0usize;
+    let mark = |i: usize, gaps: &mut Vec<Gap>| match gaps.last_mut() {
+        Some(g) if i <= g.at + g.span + MERGE => g.span = g.span.max(i + 1 - g.at),
+        _ => gaps.push(Gap { at: i, span: 1 }),
+    };
+    for i in 0..samples.len() {
+        silent = if samples[i].abs() <= 1.5 * LSB { silent + 1 } else { 0 };
+        if silent >= SILENT_RUN {
+            mark(i + 1 - silent, &mut gaps);
+            mark(i, &mut gaps);
+        }
+        if i >= 1 && (samples[i] - samples[i - 1]).abs() > max_step {
+            mark(i, &mut gaps);
+        }
+    }
+    gaps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +103,24 @@ mod tests {
         x[1000..1256].fill(0.0);
         x[1400..1656].fill(0.0);
         assert_eq!(find_gaps(&x, 256.0, 48_000.0).len(), 2);
+    }
+
+    #[test]
+    fn breaks_are_found_in_a_gliding_tone_and_a_glide_is_none() {
+        let mut phase = 0.0;
+        let glide: Vec<f64> = (0..48_000)
+            .map(|i| {
+                phase += (128.0 + 384.0 * i as f64 / 48_000.0) / 48_000.0;
+                (0.25 * (std::f64::consts::TAU * phase).sin() * 32767.0).round() / 32767.0
+            })
+            .collect();
+        assert_eq!(find_breaks(&glide, 512.0, 48_000.0), []);
+        let mut x = glide[..20_000].to_vec();
+        x.extend(std::iter::repeat(0.0).take(256));
+        x.extend_from_slice(&glide[20_000..30_000]);
+        x.extend_from_slice(&glide[30_050..]); // 50 samples dropped mid-slope
+        let breaks = find_breaks(&x, 512.0, 48_000.0);
+        assert_eq!(breaks.len(), 2, "{breaks:?}");
+        assert!(breaks[0].at.abs_diff(20_000) <= 2, "{breaks:?}");
     }
 }
