@@ -12,7 +12,7 @@
 //! The two clocks. The platform logs when it applied each scripted event: the wall clock read
 //! as the event's frame starts its input phase (`platform/input/script.rs`, debug lines after
 //! the run). The sink is recorded by this example itself, re-run inside the harness as a
-//! wrapper around the platform: it reads `parec --raw` (2 ms fragments) from the sink's
+//! wrapper around the platform: it reads `parec --raw` (10 ms fragments, as the harnesses record: a smaller one makes the sink run in smaller blocks and changes what is measured) from the sink's
 //! monitor and notes the wall clock after every read. A monitor delivers every sample the sink
 //! took, silence included, so recording position p was taken by the sink at `T0 + p / rate`;
 //! every read bounds `T0` from above (`time read - frames so far / rate`: those frames had all
@@ -305,7 +305,7 @@ fn record_around(dir: &Path) -> i32 {
     let sink = std::env::var("PULSE_SINK_NAME").expect("PULSE_SINK_NAME from the harness");
     let mut parec = Command::new("parec")
         .arg(format!("--device={sink}.monitor"))
-        .args(["--rate=48000", "--channels=2", "--format=s16le", "--latency-msec=2", "--raw"])
+        .args(["--rate=48000", "--channels=2", "--format=s16le", "--latency-msec=10", "--raw"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start parec");
