@@ -12,25 +12,29 @@
 //! The two clocks. The platform logs when it applied each scripted event: the wall clock read
 //! as the event's frame starts its input phase (`platform/input/script.rs`, debug lines after
 //! the run). The sink is recorded by this example itself, re-run inside the harness as a
-//! wrapper around the platform: it reads `parec --raw` (10 ms fragments, as the harnesses record: a smaller one makes the sink run in smaller blocks and changes what is measured) from the sink's
-//! monitor and notes the wall clock after every read. A monitor delivers every sample the sink
-//! took, silence included, so recording position p was taken by the sink at `T0 + p / rate`;
-//! every read bounds `T0` from above (`time read - frames so far / rate`: those frames had all
-//! been taken by then), and the tightest bound over the reads within 3 s of a press is used
-//! (3 s keeps any slew of the wall clock out). The figure therefore says when the sink took in
-//! the block holding the sample, late by the smallest delivery delay seen in those 6 s (a few
-//! ms at most), and early by up to one sink block (PipeWire's 256-frame quantum, 5.3 ms;
-//! PulseAudio's null sink renders blocks of its clients' latency): a resolution of about 5 ms.
+//! wrapper around the platform: it reads `parec --raw` from the sink's monitor, in 10 ms
+//! fragments as the harnesses record (2 ms made PulseAudio's null sink run in 2 ms blocks and
+//! break up: the recorder must not change what it measures), and notes the wall clock after
+//! every read. A monitor delivers every sample the sink took, silence included, so recording
+//! position p was taken by the sink at `T0 + p / rate`; every read bounds `T0` from above
+//! (`time read - frames so far / rate`: those frames had all been taken by then), and the
+//! tightest bound among the reads within 3 s of a press is used (3 s keeps any slew of the
+//! wall clock out). The figure therefore says when the sink took in the block holding the
+//! sample: late by the smallest delivery delay in those 6 s (near 0 over hundreds of reads),
+//! early by up to one sink block (PipeWire: its 256-frame quantum, 5.3 ms; PulseAudio's null
+//! sink: its latency, at most the recorder's 10 ms). A device sink would play the block later,
+//! by its own buffer: that part is the hardware's, not measured here.
 //!
 //! The first changed sample: zero crossings of the left channel, interpolated linearly, give
 //! each half-cycle's frequency (256 Hz: a half-cycle is 1.95 ms; 16-bit noise is about 1e-5 of
 //! it). The settled pitch is the median over 300 ms to 20 ms before the press's sink-clock
 //! position; the first changed sample is the zero crossing that starts the first half-cycle
 //! more than 0.2 % (3.5 cents) off it, the next half-cycle off too. The game's glide starts at
-//! the first sample of the press's frame (its 5 ms one-pole passes 0.2 % within about 1.5 ms),
-//! so the point found lies within one half-cycle before to about 2 ms after the true start:
-//! `INPUT_TO_SOUND_CALIBRATE=1` runs the same detector on the offline WAV output, where the
-//! frame's first sample is known exactly, and prints that offset.
+//! the first sample of the press's frame; its 5 ms one-pole passes 0.2 % a little later, so
+//! the point found is after that sample by 0 to one half-cycle plus that: measured on the
+//! offline WAV output, where the frame's first sample is known exactly
+//! (`INPUT_TO_SOUND_CALIBRATE=1` prints it), 0.4 to 2.2 ms, p50 1.4 ms. The figures include
+//! this offset (not subtracted): resolution about 2 ms, plus the sink block above.
 //! A press whose window holds a gap in the recording (a silence the server inserted, or a
 //! jump; `find_breaks`, since the pitch moves) is not measured but counted (`gapped`): a
 //! silence moves the zero crossings. `recording gaps` counts them over the whole run.
@@ -79,6 +83,8 @@ impl Case {
 struct Run {
     delays_ms: Vec<f64>,
     gapped: usize,
+    /// Presses with no change found: no recorder read within 3 s, the window outside the
+    /// recording, or no half-cycle off by the threshold within 300 ms.
     not_found: usize,
     recorded_gaps: usize,
     latency_ms: f64,
@@ -98,7 +104,7 @@ fn main() {
     }
     let cases: Vec<Case> = all_cases().into_iter().filter(|c| c.label().contains(only.as_str())).collect();
     println!("input to sound: {} cases, {presses} presses each, {repeats} run(s) per case", cases.len());
-    println!("| server | backend | --latency-ms | presses measured | gapped | p50 ms | max ms | device latency + 1 frame ms | recording gaps | write-to-play mean ms |");
+    println!("| server | backend | --latency-ms | presses measured | gapped / not found | p50 ms | max ms | device latency + 1 frame ms | recording gaps | write-to-play mean ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for case in cases {
         let runs: Vec<Run> = (0..repeats).map(|_| run_case(&case, presses, &binary, &game)).collect();
@@ -137,11 +143,12 @@ fn print_row(case: &Case, runs: &[Run]) {
     let backend = case.sdl_driver.map_or("alsa".to_string(), |d| format!("sdl ({d})"));
     let latency = runs.iter().map(|r| r.latency_ms).sum::<f64>() / runs.len().max(1) as f64;
     println!(
-        "| {} | {backend} | {} | {} | {} | {p50:.1} | {max:.1} | {:.1} | {} | {latency:.1} |",
+        "| {} | {backend} | {} | {} | {} / {} | {p50:.1} | {max:.1} | {:.1} | {} | {latency:.1} |",
         case.server,
         case.latency_ms,
         all.len(),
-        sum(|r| r.gapped) + sum(|r| r.not_found),
+        sum(|r| r.gapped),
+        sum(|r| r.not_found),
         f64::from(case.latency_ms) + FRAME_MS,
         sum(|r| r.recorded_gaps),
     );
@@ -181,9 +188,14 @@ fn run_case(case: &Case, presses: u64, binary: &Path, game: &Path) -> Run {
         return Run::default();
     }
     if let Some(driver) = case.sdl_driver {
-        assert!(stderr.contains(&format!("sdl: driver {driver}")), "{}: not SDL's {driver} driver:\n{stderr}", case.label());
+        assert!(
+            stderr.contains(&format!("sdl: driver {driver}")),
+            "{}: not SDL's {driver} driver:\n{stderr}",
+            case.label()
+        );
     }
     let events = applied_presses(&stderr);
+    eprintln!("{}: {} presses applied", case.label(), events.len());
     let recording = Recording::load(dir.path());
     let mut run = measure(&recording, &events);
     run.latency_ms = stat(&output.stdout, "latency_ms").parse().unwrap_or(f64::NAN);
@@ -240,14 +252,19 @@ fn measure(recording: &Recording, presses: &[u64]) -> Run {
     let mut run = Run::default();
     let gaps: Vec<usize> = find_breaks(&recording.left, 2.0 * TONE_HZ, RATE).iter().map(|g| g.at).collect();
     run.recorded_gaps = count_gaps_in_sound(&recording.left, &gaps);
-    for &press in presses {
+    for (i, &press) in presses.iter().enumerate() {
         let Some(at) = recording.position_at(press) else {
+            eprintln!("  press {i}: no recorder read within 3 s of it");
             run.not_found += 1;
             continue;
         };
         let from = at - 0.3 * RATE;
         let to = at + 0.3 * RATE;
         if from < 0.0 || to >= recording.left.len() as f64 {
+            eprintln!(
+                "  press {i}: at {at:.0}, its window is outside the recording ({} samples)",
+                recording.left.len()
+            );
             run.not_found += 1;
             continue;
         }
@@ -256,7 +273,10 @@ fn measure(recording: &Recording, presses: &[u64]) -> Run {
                 run.gapped += 1;
             }
             Some(changed) => run.delays_ms.push((changed - at) * 1e3 / RATE),
-            None => run.not_found += 1,
+            None => {
+                eprintln!("  press {i}: at {at:.0}, no settled pitch before it or no change within 300 ms");
+                run.not_found += 1;
+            }
         }
     }
     run
@@ -285,8 +305,7 @@ fn zero_crossings(x: &[f64], from: usize, to: usize) -> Vec<f64> {
 fn first_changed_sample(x: &[f64], from: usize, at: f64, to: usize) -> Option<f64> {
     let crossings = zero_crossings(x, from, to);
     let settled_until = at - 0.02 * RATE;
-    let mut settled: Vec<f64> =
-        crossings.windows(2).filter(|w| w[1] < settled_until).map(|w| w[1] - w[0]).collect();
+    let mut settled: Vec<f64> = crossings.windows(2).filter(|w| w[1] < settled_until).map(|w| w[1] - w[0]).collect();
     if settled.len() < 20 {
         return None;
     }

@@ -68,7 +68,8 @@ fn run_recorded(wav: &Path, args: &[&str], sdl_driver: Option<&str>) -> Option<O
 
 /// The driver SDL chose, from the platform's one line (`sdl: driver NAME at ...`).
 fn sdl_driver_named(stderr: &str) -> String {
-    let line = stderr.lines().find(|l| l.contains("sdl: driver ")).unwrap_or_else(|| panic!("no driver line:\n{stderr}"));
+    let line =
+        stderr.lines().find(|l| l.contains("sdl: driver ")).unwrap_or_else(|| panic!("no driver line:\n{stderr}"));
     line.split("sdl: driver ").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or_default().to_string()
 }
 

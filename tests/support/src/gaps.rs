@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(found, ToneArrival { silences: 2, lost: 100, jumps: 0, arrived: 47_899 });
         let mut jumped = ideal[1..20_000].to_vec();
         jumped.extend_from_slice(&ideal[20_256..]);
-        assert_eq!(follow_tone(&jumped, 0.25).unwrap(), ToneArrival { silences: 0, lost: 256, jumps: 1, arrived: 47_743 });
+        assert_eq!(
+            follow_tone(&jumped, 0.25).unwrap(),
+            ToneArrival { silences: 0, lost: 256, jumps: 1, arrived: 47_743 }
+        );
         x[20_000] += 0.1; // a click is no tone
         assert!(follow_tone(&x, 0.25).is_err());
     }
