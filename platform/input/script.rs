@@ -5,7 +5,8 @@
 //! When each event was applied (the wall clock, read once as its frame's input phase starts)
 //! is kept in a vector sized at load and logged at debug level when the script is dropped,
 //! after the run: `examples/input_to_sound.rs` lines it up with a timestamped recording of the
-//! sink. Reading the clock is a vDSO call, no system call and no allocation in the frame.
+//! sink. In the frame that costs one clock read, like the frame loop's own `Instant::now()`
+//! (a vDSO call where the clocksource allows), and no allocation.
 
 use std::fmt;
 use std::path::Path;
