@@ -178,7 +178,8 @@ fn run_case(case: &Case, presses: u64, binary: &Path, game: &Path) -> Run {
     command.args(["--frames", &frames, "--input-script"]).arg(&script).arg("--game-lib").arg(game);
     command.env(WRAP_ENV, dir.path()).env("RUST_LOG", "info,handmade::input=debug");
     if let Some(driver) = case.sdl_driver {
-        // Both harnesses set SDL_AUDIODRIVER from this (the PulseAudio one: pulseaudio only).
+        // The PipeWire harness sets SDL_AUDIODRIVER from this; the PulseAudio one always sets
+        // `pulseaudio` (the driver line is checked below either way).
         command.env("PIPEWIRE_NULL_SINK_SDL_DRIVER", driver);
     }
     let output = command.output().expect("run the null-sink harness");
