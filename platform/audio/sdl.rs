@@ -81,7 +81,9 @@ impl SdlAudio {
             wait_for_open(pending, OPEN_TIMEOUT, "the SDL audio device").map_err(unavailable)?.into_inner();
         let device_frames = u32::from(queue.spec().samples);
         let primed = prime(&queue, prime_frames(pacing, device_frames));
-        log::debug!(
+        // Info, not debug: which driver SDL picked (SDL_AUDIODRIVER, or its own order when that
+        // is unset) decides the path the sound takes to the server.
+        log::info!(
             "sdl: driver {} at {rate} Hz, S16, device buffer {device_frames} frames, keeping {} frames queued",
             subsystem.current_audio_driver(),
             pacing.target_frames

@@ -1,9 +1,16 @@
 //! `--input-script`: deterministic input for tests and demos, one event a line:
 //! `FRAME KEY down|up` (e.g. `30 right down`). Blank lines and `#` comments are ignored.
 //! Events are applied at the start of their frame, in file order.
+//!
+//! When each event was applied (the wall clock, read once as its frame's input phase starts)
+//! is kept in a vector sized at load and logged at debug level when the script is dropped,
+//! after the run: `examples/input_to_sound.rs` lines it up with a timestamped recording of the
+//! sink. In the frame that costs one clock read, like the frame loop's own `Instant::now()`
+//! (a vDSO call where the clocksource allows), and no allocation.
 
 use std::fmt;
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::input::Key;
 
@@ -37,6 +44,8 @@ impl std::error::Error for ScriptError {}
 pub struct InputScript {
     events: Vec<ScriptEvent>,
     next: usize,
+    /// Per event, when it was applied: nanoseconds since the Unix epoch, 0 until then.
+    applied_unix_ns: Vec<u64>,
 }
 
 impl InputScript {
@@ -60,7 +69,8 @@ impl InputScript {
         }
         // Stable: events of one frame keep their file order.
         events.sort_by_key(|e| e.frame);
-        Ok(Self { events, next: 0 })
+        let applied_unix_ns = vec![0; events.len()];
+        Ok(Self { events, next: 0, applied_unix_ns })
     }
 
     /// The events of `frame` (frames must be asked for in increasing order).
@@ -72,7 +82,16 @@ impl InputScript {
         while self.next < self.events.len() && self.events[self.next].frame == frame {
             self.next += 1;
         }
+        if start < self.next {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+            self.applied_unix_ns[start..self.next].fill(now);
+        }
         &self.events[start..self.next]
+    }
+
+    /// When each applied event was applied (ns since the Unix epoch), in the script's order.
+    pub fn applied(&self) -> impl Iterator<Item = (&ScriptEvent, u64)> {
+        self.events.iter().zip(self.applied_unix_ns.iter().copied()).filter(|&(_, ns)| ns != 0)
     }
 
     pub fn len(&self) -> usize {
@@ -81,6 +100,19 @@ impl InputScript {
 
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
+    }
+}
+
+/// After the run (the script goes with the frame loop): one debug line per applied event.
+impl Drop for InputScript {
+    fn drop(&mut self) {
+        if !log::log_enabled!(log::Level::Debug) {
+            return;
+        }
+        for (e, ns) in self.applied() {
+            let state = if e.down { "down" } else { "up" };
+            log::debug!("input script: frame {} {:?} {state} applied at unix_ns {ns}", e.frame, e.key);
+        }
     }
 }
 
@@ -114,6 +146,8 @@ mod tests {
         let ten: Vec<bool> = script.events_for(10).iter().map(|e| e.down).collect();
         assert_eq!(ten, [true, false], "file order kept within a frame");
         assert!(script.events_for(11).is_empty());
+        let applied: Vec<u64> = script.applied().map(|(e, ns)| e.frame + u64::from(ns > 0)).collect();
+        assert_eq!(applied, [6, 11, 11], "each handed-out event has its time");
     }
 
     #[test]
