@@ -208,6 +208,14 @@ fn print_table(variants: &mut [Variant], bare: &mut [f64]) {
     println!();
 }
 
+/// A panic (a missing log line) must not leave the platforms running.
+impl Drop for Variant {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn stop(v: &mut Variant) {
     let _ = Command::new("kill").args(["-INT", &v.child.id().to_string()]).status();
     let _ = v.child.wait();
