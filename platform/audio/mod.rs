@@ -12,9 +12,13 @@ mod alsa;
 mod convert;
 pub mod fade;
 mod heard;
+#[cfg(target_os = "linux")]
+mod io_thread;
 mod pacing;
 mod reopen;
 pub mod rt;
+#[cfg(target_os = "linux")]
+mod sample_ring;
 mod sdl;
 mod wav;
 
@@ -37,6 +41,22 @@ pub enum AudioChoice {
     None,
 }
 
+/// How the ALSA backend feeds the device (`--alsa-io`).
+///
+/// `thread` is the default: measured through PipeWire's pulse server at 5 ms (README, sound
+/// servers), once a frame left a gap of one 256-frame quantum about 42 times a minute even idle,
+/// where the I/O thread's small device buffer lets the server run a small quantum (see
+/// io_thread.rs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlsaIo {
+    /// An audio I/O thread tops the device up every period from a lock-free ring the frame
+    /// loop fills once a frame; the device's buffer is only the latency.
+    #[default]
+    Thread,
+    /// The frame loop writes the device once a frame (its buffer holds the latency and a frame).
+    Frame,
+}
+
 /// What the platform asks of a backend. Zero values mean "default" where noted.
 #[derive(Debug, Clone)]
 pub struct AudioDesc {
@@ -46,6 +66,7 @@ pub struct AudioDesc {
     /// How far ahead of the device's play position to keep the queue.
     pub latency_ms: f32,
     pub alsa_device: String,
+    pub alsa_io: AlsaIo,
     pub wav_out: Option<PathBuf>,
 }
 
