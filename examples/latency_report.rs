@@ -7,6 +7,13 @@
 //! start the sound was written (p50/p99/max). Then the lowest clean latency per server and
 //! backend. Figures are medians over `LATENCY_REPORT_REPEATS` runs (default 3).
 //!
+//! ALSA runs both ways of feeding the device (`--alsa-io`): `thread` (an audio I/O thread tops
+//! the device up every period from a ring) and `frame` (one write per frame), side by side.
+//!
+//! `LATENCY_REPORT_GAPS=1` prints each recorded gap's length.
+//! `LATENCY_REPORT_PROMOTE=1`: the recorder and the pulse server's main thread at SCHED_FIFO
+//! (see `PROMOTE`).
+//! `LATENCY_REPORT_RT` (`on`, `off`, default both) limits the real-time dimension.
 //! `LATENCY_REPORT_SECONDS` per run (default 60, the issue's ask); `LATENCY_REPORT_ONLY` limits
 //! the cases to those whose label contains it (e.g. `pipewire alsa`).
 //! Run with: cargo run --release --example latency_report
@@ -22,6 +29,8 @@ use handmade_support::{build_game_variant, find_gaps, platform_binary, read_wav,
 struct Case {
     server: &'static str,
     backend: &'static str,
+    /// `--alsa-io` for ALSA (`thread` or `frame`), empty for SDL.
+    io: &'static str,
     latency_ms: u32,
     rt: bool,
     load: bool,
@@ -30,9 +39,11 @@ struct Case {
 impl Case {
     fn label(&self) -> String {
         format!(
-            "{} {} {} ms {} {}",
+            "{} {}{}{} {} ms {} {}",
             self.server,
             self.backend,
+            if self.io.is_empty() { "" } else { "-" },
+            self.io,
             self.latency_ms,
             if self.rt { "rt" } else { "no-rt" },
             if self.load { "load" } else { "idle" }
@@ -68,9 +79,11 @@ fn main() {
         let runs: Vec<Figures> = (0..repeats).map(|_| run_case(&case, seconds, &binary, &game)).collect();
         let f = median(&runs);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} |",
+            "| {} | {}{}{} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} |",
             case.server,
             case.backend,
+            if case.io.is_empty() { "" } else { " " },
+            case.io,
             case.latency_ms,
             if case.rt { "on" } else { "off" },
             if case.load { "3 busy" } else { "none" },
@@ -89,13 +102,18 @@ fn main() {
 }
 
 fn all_cases() -> Vec<Case> {
+    let rts: &[bool] = match std::env::var("LATENCY_REPORT_RT").as_deref() {
+        Ok("on") => &[true],
+        Ok("off") => &[false],
+        _ => &[true, false],
+    };
     let mut cases = Vec::new();
     for server in ["pipewire", "pulse"] {
-        for backend in ["alsa", "sdl"] {
+        for (backend, io) in [("alsa", "thread"), ("alsa", "frame"), ("sdl", "")] {
             for load in [false, true] {
-                for rt in [true, false] {
+                for &rt in rts {
                     for latency_ms in [5, 10, 20] {
-                        cases.push(Case { server, backend, latency_ms, rt, load });
+                        cases.push(Case { server, backend, io, latency_ms, rt, load });
                     }
                 }
             }
@@ -145,11 +163,18 @@ fn run_case(case: &Case, seconds: u64, binary: &Path, game: &Path) -> Figures {
     let frames = (seconds * 60).to_string();
     let latency = case.latency_ms.to_string();
     let mut command = Command::new(script);
-    command.arg("run").arg("--record").arg(&wav).arg("--").arg(binary);
+    command.arg("run").arg("--record").arg(&wav).arg("--");
+    if std::env::var("LATENCY_REPORT_PROMOTE").as_deref() == Ok("1") {
+        command.args(["bash", "-c", PROMOTE, "promote"]);
+    }
+    command.arg(binary);
     command.args(["--headless", "--stats", "--no-rebuild", "--audio", case.backend, "--latency-ms", &latency]);
     command.args(["--frames", &frames, "--game-lib"]).arg(game);
     if !case.rt {
         command.arg("--no-rt");
+    }
+    if !case.io.is_empty() {
+        command.args(["--alsa-io", case.io]);
     }
     let output = command.output().expect("run the null-sink harness");
     if !output.status.success() {
@@ -169,6 +194,16 @@ fn run_case(case: &Case, seconds: u64, binary: &Path, game: &Path) -> Figures {
     }
 }
 
+/// `LATENCY_REPORT_PROMOTE=1`: before the platform starts, the recorder (`parec`, a child of
+/// the harness, found from the command's parent) and the pulse server's main thread (it moves
+/// the clients' data; PipeWire's own data threads are SCHED_FIFO already) go to SCHED_FIFO 5,
+/// so a machine busy compiling does not starve them: the gaps left are the client's.
+const PROMOTE: &str = r#"for p in $(pgrep -P $PPID parec); do chrt -f -p 5 $p; done
+for p in $(cat "$(dirname "$PULSE_NULL_SINK_KILL")/server.pids" 2>/dev/null); do
+  case $(cat /proc/$p/comm 2>/dev/null) in pipewire-pulse|pulseaudio) chrt -f -p 5 $p;; esac
+done
+exec "$@""#;
+
 /// Gaps in the recording from half a second into the sound to 0.3 s before its end (as the
 /// tests count them).
 fn recorded_gaps(wav: &Path) -> f64 {
@@ -181,7 +216,12 @@ fn recorded_gaps(wav: &Path) -> f64 {
     if end <= start {
         return f64::NAN;
     }
-    find_gaps(&left[start..end], TONE_HZ, RATE).len() as f64
+    let gaps = find_gaps(&left[start..end], TONE_HZ, RATE);
+    if std::env::var("LATENCY_REPORT_GAPS").as_deref() == Ok("1") {
+        let ms: Vec<String> = gaps.iter().map(|g| format!("{:.1}", g.span as f64 * 1000.0 / RATE)).collect();
+        eprintln!("recorded gaps (ms): {}", ms.join(" "));
+    }
+    gaps.len() as f64
 }
 
 fn median(runs: &[Figures]) -> Figures {
@@ -205,19 +245,19 @@ fn median(runs: &[Figures]) -> Figures {
 /// The lowest `--latency-ms` whose recording had no gap, per server, backend, load and RT.
 fn lowest_clean(results: &[(Case, Figures)]) {
     println!("\nlowest clean --latency-ms (median recording gaps 0):");
-    let mut keys: Vec<(&str, &str, bool, bool)> =
-        results.iter().map(|(c, _)| (c.server, c.backend, c.load, c.rt)).collect();
+    let mut keys: Vec<(&str, &str, &str, bool, bool)> =
+        results.iter().map(|(c, _)| (c.server, c.backend, c.io, c.load, c.rt)).collect();
     keys.dedup();
-    for (server, backend, load, rt) in keys {
+    for (server, backend, io, load, rt) in keys {
         let clean = results
             .iter()
             .filter(|(c, f)| {
-                (c.server, c.backend, c.load, c.rt) == (server, backend, load, rt) && f.recorded_gaps == 0.0
+                (c.server, c.backend, c.io, c.load, c.rt) == (server, backend, io, load, rt) && f.recorded_gaps == 0.0
             })
             .map(|(c, f)| (c.latency_ms, f.latency_ms, f.latency_ms_max))
             .min_by_key(|&(ms, _, _)| ms);
         let what =
-            format!("{server} {backend} {} {}", if rt { "rt" } else { "no-rt" }, if load { "3 busy" } else { "idle" });
+            format!("{server} {backend} {io} {} {}", if rt { "rt" } else { "no-rt" }, if load { "3 busy" } else { "idle" });
         match clean {
             Some((ms, mean, max)) => println!("  {what}: {ms} ms (write-to-play mean {mean:.1} ms, max {max:.1} ms)"),
             None => println!("  {what}: not clean at 20 ms or below"),

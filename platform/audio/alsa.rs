@@ -44,6 +44,10 @@ pub struct AlsaAudio {
     io: Option<IoLink>,
     /// Thread mode: a reopened device went to the thread, which has not started it yet.
     handed_over: bool,
+    /// Thread mode: frames the ring keeps beyond the target and the frame, so the thread can
+    /// still top the device up when the next frame's write comes: one sound-server cycle
+    /// (`SERVER_CYCLE_FRAMES_48K`). 0 in frame mode.
+    server_cycle: u32,
     /// The device's buffer as opened.
     buffer_frames: u32,
     /// The device takes F32 (else S16), as opened (a reopen must grant the same to be used).
@@ -142,6 +146,7 @@ impl AlsaAudio {
             device,
             io,
             handed_over: false,
+            server_cycle: if settings.io == AlsaIo::Thread { server_cycle_frames(rate) } else { 0 },
             buffer_frames,
             float,
             reopen: None,
@@ -475,6 +480,16 @@ fn open_pcm(settings: &Settings) -> alsa::Result<Device> {
     Ok(Device { pcm, float, rate, pacing, buffer_frames: to_u32(buffer_frames), period_frames: to_u32(period_frames) })
 }
 
+/// One cycle of the sound server at 48 kHz: PipeWire's pulse server runs its graph at no
+/// less than a 256-frame quantum for pulse clients (`pulse.min.quantum`, 5.3 ms), whatever the
+/// client asks; every gap it leaves is that long (issue 12). PulseAudio's null sink runs finer.
+const SERVER_CYCLE_FRAMES_48K: u32 = 256;
+
+/// `SERVER_CYCLE_FRAMES_48K` at `rate`.
+fn server_cycle_frames(rate: u32) -> u32 {
+    (u64::from(SERVER_CYCLE_FRAMES_48K) * u64::from(rate) / 48_000) as u32
+}
+
 /// Buffer and period asked of the device, in frames. The pulse plugin passes them on to the
 /// server (`tlength` and `minreq`), which picks its cycle (PipeWire: its quantum) to match.
 fn device_buffer(io: AlsaIo, pacing: Pacing) -> (i64, i64) {
@@ -533,7 +548,7 @@ impl AlsaAudio {
             return self.pace_by_clock();
         }
         self.heard.measured(snapshot.at_ns, snapshot.played);
-        self.pacing.frames_to_write(queued, 0, room as i64)
+        self.pacing.frames_to_write(queued, self.server_cycle, room as i64)
     }
 
     fn write_to_ring(&mut self, left: &[f32], right: &[f32]) -> usize {

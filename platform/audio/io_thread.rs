@@ -158,6 +158,12 @@ impl IoLink {
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.into())
             .spawn(move || run(&name, consumer, &thread_shared, handed, (device, silence), epoch))?;
+        // Until the thread runs (named, its first measurement published): real-time priority
+        // is given right after the open, to the threads found by name then (rt.rs).
+        let until = Instant::now() + Duration::from_secs(1);
+        while shared.seq.load(Acquire) == 0 && !shared.done.load(Acquire) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Ok(Self { ring, shared, devices, thread: Some(thread), queued_total: silence as i64, capacity })
     }
 
