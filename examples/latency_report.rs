@@ -76,9 +76,36 @@ fn main() {
     println!("| server | backend | ms | rt | load | underruns | gaps (platform) | gaps (recording) | latency mean / max ms | write late p50 / p99 / max ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut results = Vec::new();
+    // Cases that differ only in backend and `--alsa-io` run in turn, repeat by repeat, so a
+    // shared machine's changing load falls on each of them alike.
+    let mut groups: Vec<Vec<Case>> = Vec::new();
     for case in cases {
-        let runs: Vec<Figures> = (0..repeats).map(|_| run_case(&case, seconds, &binary, &game)).collect();
-        let f = median(&runs);
+        match groups.last_mut() {
+            Some(group) if same_conditions(&group[0], &case) => group.push(case),
+            _ => groups.push(vec![case]),
+        }
+    }
+    for group in groups {
+        let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); group.len()];
+        for _ in 0..repeats {
+            for (case, runs) in group.iter().zip(&mut runs) {
+                runs.push(run_case(case, seconds, &binary, &game));
+            }
+        }
+        for (case, runs) in group.into_iter().zip(runs) {
+            let f = median(&runs);
+            print_row(&case, &f);
+            results.push((case, f));
+        }
+    }
+    lowest_clean(&results);
+}
+
+fn same_conditions(a: &Case, b: &Case) -> bool {
+    (a.server, a.latency_ms, a.rt, a.load) == (b.server, b.latency_ms, b.rt, b.load)
+}
+
+fn print_row(case: &Case, f: &Figures) {
         println!(
             "| {} | {}{}{} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} |",
             case.server,
@@ -97,9 +124,6 @@ fn main() {
             f.late_p99,
             f.late_max
         );
-        results.push((case, f));
-    }
-    lowest_clean(&results);
 }
 
 fn all_cases() -> Vec<Case> {
@@ -115,10 +139,10 @@ fn all_cases() -> Vec<Case> {
         .collect();
     let mut cases = Vec::new();
     for server in ["pipewire", "pulse"] {
-        for (backend, io) in [("alsa", "thread"), ("alsa", "frame"), ("sdl", "")] {
-            for load in [false, true] {
-                for &rt in rts {
-                    for &latency_ms in &latencies {
+        for load in [false, true] {
+            for &rt in rts {
+                for &latency_ms in &latencies {
+                    for (backend, io) in [("alsa", "thread"), ("alsa", "frame"), ("sdl", "")] {
                         cases.push(Case { server, backend, io, latency_ms, rt, load });
                     }
                 }
@@ -253,6 +277,7 @@ fn lowest_clean(results: &[(Case, Figures)]) {
     println!("\nlowest clean --latency-ms (median recording gaps 0):");
     let mut keys: Vec<(&str, &str, &str, bool, bool)> =
         results.iter().map(|(c, _)| (c.server, c.backend, c.io, c.load, c.rt)).collect();
+    keys.sort();
     keys.dedup();
     for (server, backend, io, load, rt) in keys {
         let clean = results

@@ -3,7 +3,9 @@
 //! a private null sink, recorded from its monitor and checked sample by sample. Every test runs
 //! through both servers people run (issue 12): PulseAudio (`.ci/pulse-null-sink.sh`) and
 //! PipeWire with its pulse server (`.ci/pipewire-null-sink.sh`); the gaps the platform counted
-//! (`gaps`) are compared with the gaps found in the recording.
+//! (`gaps`) are compared with the gaps found in the recording. ALSA runs its default way of
+//! feeding the device (`--alsa-io thread`, an audio I/O thread) everywhere, and once a frame
+//! (`--alsa-io frame`) in the ten-second runs as well.
 //!
 //! Needs pulseaudio and pipewire (.ci/setup.sh). Without one the test says so and skips, except
 //! under `CI=true`, where a skip would hide a broken machine.
@@ -54,6 +56,16 @@ fn alsa_plays_ten_seconds_without_a_gap() {
 }
 
 #[test]
+fn alsa_written_once_a_frame_plays_ten_seconds_without_a_gap() {
+    play_and_check_with("alsa", Server::Pulse, &["--alsa-io", "frame"]);
+}
+
+#[test]
+fn alsa_written_once_a_frame_plays_ten_seconds_without_a_gap_through_pipewire() {
+    play_and_check_with("alsa", Server::PipeWire, &["--alsa-io", "frame"]);
+}
+
+#[test]
 fn sdl_plays_ten_seconds_without_a_gap() {
     play_and_check("sdl", Server::Pulse);
 }
@@ -69,6 +81,11 @@ fn sdl_plays_ten_seconds_without_a_gap_through_pipewire() {
 }
 
 fn play_and_check(backend: &str, server: Server) {
+    play_and_check_with(backend, server, &[]);
+}
+
+/// As `play_and_check`, with `extra` arguments for the platform.
+fn play_and_check_with(backend: &str, server: Server, extra: &[&str]) {
     if !server_available(server) {
         return;
     }
@@ -84,6 +101,7 @@ fn play_and_check(backend: &str, server: Server) {
         .arg(env!("CARGO_BIN_EXE_handmade"))
         .args(["--headless", "--audio", backend, "--frames", "600"])
         .args(["--reload-every", "20", "--stats", "--no-rebuild"])
+        .args(extra)
         .arg("--game-lib")
         .arg(&game_lib)
         .output()

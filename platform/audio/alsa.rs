@@ -357,8 +357,12 @@ impl AudioOutput for AlsaAudio {
         self.no_delay.wrote(written);
         self.latency.wrote(self.delay, written);
         self.written += written as i64;
-        if let Err((_, e)) = result {
-            self.recover(e);
+        match result {
+            // `write_all` prepared the stream and its retry was taken: only count the
+            // underrun (preparing again would drop what the retry queued).
+            Err((taken, e)) if e.errno() == libc::EPIPE && taken > 0 => self.underruns += 1,
+            Err((_, e)) => self.recover(e),
+            Ok(_) => {}
         }
         Ok(written)
     }
