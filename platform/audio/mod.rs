@@ -43,17 +43,18 @@ pub enum AudioChoice {
 
 /// How the ALSA backend feeds the device (`--alsa-io`).
 ///
-/// `thread` is the default: measured through PipeWire's pulse server at 5 ms (README, sound
-/// servers), once a frame left a gap of one 256-frame quantum about 42 times a minute even idle,
-/// where the I/O thread's small device buffer lets the server run a small quantum (see
-/// io_thread.rs).
+/// `frame` is the default, from the side-by-side measurement (examples/latency_report.rs,
+/// README "Sound servers"): at the same `--latency-ms` the I/O thread left fewer gaps through
+/// PipeWire, but it keeps one server cycle more queued (5.3 ms), and at the same write-to-play
+/// latency (thread at 5 ms against frame at 10 ms, both about 18.5 ms) the two left as many
+/// gaps; through PulseAudio at 5 ms the thread's small device buffer left several times more.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum AlsaIo {
     /// An audio I/O thread tops the device up every period from a lock-free ring the frame
-    /// loop fills once a frame; the device's buffer is only the latency.
-    #[default]
+    /// loop fills once a frame; the device's buffer is only the latency (io_thread.rs).
     Thread,
     /// The frame loop writes the device once a frame (its buffer holds the latency and a frame).
+    #[default]
     Frame,
 }
 
