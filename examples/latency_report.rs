@@ -106,24 +106,24 @@ fn same_conditions(a: &Case, b: &Case) -> bool {
 }
 
 fn print_row(case: &Case, f: &Figures) {
-        println!(
-            "| {} | {}{}{} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} |",
-            case.server,
-            case.backend,
-            if case.io.is_empty() { "" } else { " " },
-            case.io,
-            case.latency_ms,
-            if case.rt { "on" } else { "off" },
-            if case.load { "3 busy" } else { "none" },
-            f.underruns,
-            f.gaps,
-            f.recorded_gaps,
-            f.latency_ms,
-            f.latency_ms_max,
-            f.late_p50,
-            f.late_p99,
-            f.late_max
-        );
+    println!(
+        "| {} | {}{}{} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} |",
+        case.server,
+        case.backend,
+        if case.io.is_empty() { "" } else { " " },
+        case.io,
+        case.latency_ms,
+        if case.rt { "on" } else { "off" },
+        if case.load { "3 busy" } else { "none" },
+        f.underruns,
+        f.gaps,
+        f.recorded_gaps,
+        f.latency_ms,
+        f.latency_ms_max,
+        f.late_p50,
+        f.late_p99,
+        f.late_max
+    );
 }
 
 fn all_cases() -> Vec<Case> {
@@ -287,8 +287,11 @@ fn lowest_clean(results: &[(Case, Figures)]) {
             })
             .map(|(c, f)| (c.latency_ms, f.latency_ms, f.latency_ms_max))
             .min_by_key(|&(ms, _, _)| ms);
-        let what =
-            format!("{server} {backend} {io} {} {}", if rt { "rt" } else { "no-rt" }, if load { "3 busy" } else { "idle" });
+        let what = format!(
+            "{server} {backend} {io} {} {}",
+            if rt { "rt" } else { "no-rt" },
+            if load { "3 busy" } else { "idle" }
+        );
         match clean {
             Some((ms, mean, max)) => println!("  {what}: {ms} ms (write-to-play mean {mean:.1} ms, max {max:.1} ms)"),
             None => println!("  {what}: not clean at any latency run"),

@@ -531,8 +531,8 @@ fn interleave<'a>(bytes: &'a mut [u8], float: bool, left: &[f32], right: &[f32])
 
 /// Thread mode (`--alsa-io thread`): the frame side of io_thread.rs.
 impl AlsaAudio {
-    /// What brings the ring and the device together back to the target plus the frame about
-    /// to pass, from the play position the thread last published.
+    /// What brings the ring and the device together back to the target, the frame about to
+    /// pass and one server cycle, from the play position the thread last published.
     fn frames_wanted_from_ring(&mut self) -> usize {
         let tick = self.pacing.tick_frames as usize;
         if !self.ring_running() {

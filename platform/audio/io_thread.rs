@@ -241,7 +241,11 @@ impl Drop for IoLink {
 fn run(
     name: &str,
     mut ring: Consumer,
-    shared: &Shared, handed: Receiver<(Device, usize)>, first: (Device, usize), epoch: Instant) {
+    shared: &Shared,
+    handed: Receiver<(Device, usize)>,
+    first: (Device, usize),
+    epoch: Instant,
+) {
     // alsa-lib's messages on this thread go to a buffer too (the handler is per thread).
     let errors = Output::local_error_handler().ok();
     let mut next = Some(first);
@@ -257,9 +261,7 @@ fn run(
         let mut feeder = Feeder::new(device, silence, epoch);
         if let Err(e) = feeder.run(&mut ring, shared) {
             let detail = errors.as_ref().map(last_alsa_message).unwrap_or_default();
-            log::warn!(
-                "alsa: lost `{name}` ({e}{detail}); the game keeps running silently while it is reopened"
-            );
+            log::warn!("alsa: lost `{name}` ({e}{detail}); the game keeps running silently while it is reopened");
             drop(feeder);
             ring.clear();
             shared.set_state(IoState::Lost);

@@ -46,8 +46,13 @@ pub struct Consumer {
 pub fn ring(capacity: usize, frame_bytes: usize) -> (Producer, Consumer) {
     let capacity = capacity.max(1);
     let bytes = (0..capacity * frame_bytes.max(1)).map(|_| UnsafeCell::new(0)).collect();
-    let shared =
-        Arc::new(Shared { bytes, capacity, frame_bytes: frame_bytes.max(1), head: AtomicUsize::new(0), tail: AtomicUsize::new(0) });
+    let shared = Arc::new(Shared {
+        bytes,
+        capacity,
+        frame_bytes: frame_bytes.max(1),
+        head: AtomicUsize::new(0),
+        tail: AtomicUsize::new(0),
+    });
     (Producer { shared: shared.clone() }, Consumer { shared })
 }
 
