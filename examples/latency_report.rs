@@ -10,6 +10,9 @@
 //! ALSA runs both ways of feeding the device (`--alsa-io`): `thread` (an audio I/O thread tops
 //! the device up every period from a ring) and `frame` (one write per frame), side by side.
 //!
+//! `LATENCY_REPORT_REBUILD=1`: the game is a copy of the workspace's, watched (`--game-src`),
+//! and halfway through each run its source is saved again, so the platform rebuilds (cargo and
+//! rustc on the same 2 cores) and reloads it while the sound plays; the reloads are printed.
 //! `LATENCY_REPORT_GAPS=1` prints each recorded gap's length.
 //! `LATENCY_REPORT_PROMOTE=1`: the recorder and the pulse server's main thread at SCHED_FIFO
 //! (see `PROMOTE`).
@@ -24,7 +27,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use handmade_support::{build_game_variant, find_gaps, platform_binary, read_wav, stat, RATE, TONE_HZ};
+use handmade_support::{
+    build_game_variant, copy_workspace, find_gaps, platform_binary, read_wav, save_like_an_editor, stat, RATE, TONE_HZ,
+};
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -71,6 +76,7 @@ fn main() {
     let only = std::env::var("LATENCY_REPORT_ONLY").unwrap_or_default();
     let game = build_game_variant("");
     let binary = platform_binary();
+    let rebuild = (std::env::var("LATENCY_REPORT_REBUILD").as_deref() == Ok("1")).then(Rebuild::new);
     let cases: Vec<Case> = all_cases().into_iter().filter(|c| c.label().contains(only.as_str())).collect();
     println!("latency report: {} cases, {seconds} s each, median of {repeats}", cases.len());
     println!("| server | backend | ms | rt | load | underruns | gaps (platform) | gaps (recording) | latency mean / max ms | write late p50 / p99 / max ms |");
@@ -89,7 +95,7 @@ fn main() {
         let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); group.len()];
         for _ in 0..repeats {
             for (case, runs) in group.iter().zip(&mut runs) {
-                runs.push(run_case(case, seconds, &binary, &game));
+                runs.push(run_case(case, seconds, &binary, &game, rebuild.as_ref()));
             }
         }
         for (case, runs) in group.into_iter().zip(runs) {
@@ -185,7 +191,26 @@ impl Drop for BusyLoops {
     }
 }
 
-fn run_case(case: &Case, seconds: u64, binary: &Path, game: &Path) -> Figures {
+/// A copy of the workspace whose game the runs watch and rebuild (`LATENCY_REPORT_REBUILD`).
+struct Rebuild {
+    workspace: tempfile::TempDir,
+    source: String,
+}
+
+impl Rebuild {
+    fn new() -> Self {
+        let workspace = tempfile::tempdir().expect("temp dir");
+        copy_workspace(workspace.path());
+        let source = std::fs::read_to_string(workspace.path().join("game/src/lib.rs")).expect("the game's lib.rs");
+        Self { workspace, source }
+    }
+
+    fn target(&self) -> PathBuf {
+        self.workspace.path().join("target")
+    }
+}
+
+fn run_case(case: &Case, seconds: u64, binary: &Path, game: &Path, rebuild: Option<&Rebuild>) -> Figures {
     let dir = tempfile::tempdir().expect("temp dir");
     let wav = dir.path().join("case.wav");
     let script: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(".ci/{}-null-sink.sh", case.server));
@@ -198,15 +223,32 @@ fn run_case(case: &Case, seconds: u64, binary: &Path, game: &Path) -> Figures {
         command.args(["bash", "-c", PROMOTE, "promote"]);
     }
     command.arg(binary);
-    command.args(["--headless", "--stats", "--no-rebuild", "--audio", case.backend, "--latency-ms", &latency]);
-    command.args(["--frames", &frames, "--game-lib"]).arg(game);
+    command.args(["--headless", "--stats", "--audio", case.backend, "--latency-ms", &latency, "--frames", &frames]);
+    match rebuild {
+        Some(r) => command.arg("--game-src").arg(r.workspace.path().join("game")).env("CARGO_TARGET_DIR", r.target()),
+        None => command.args(["--no-rebuild", "--game-lib"]).arg(game),
+    };
     if !case.rt {
         command.arg("--no-rt");
     }
     if !case.io.is_empty() {
         command.args(["--alsa-io", case.io]);
     }
+    // Halfway (after a start-up allowance: the first run builds the copy), the game is saved.
+    let saver = rebuild.map(|r| {
+        let (touch, stamp) = (r.workspace.path().join("game/src/lib.rs"), std::time::Instant::now());
+        let source = r.source.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(2 + seconds / 2));
+            let text = format!("{source}\n// latency_report rebuild {}\n", stamp.elapsed().as_nanos());
+            save_like_an_editor(&touch, &text);
+        })
+    });
     let output = command.output().expect("run the null-sink harness");
+    if let Some(saver) = saver {
+        let _ = saver.join();
+        eprintln!("{}: reloads={}", case.label(), stat(&output.stdout, "reloads"));
+    }
     if !output.status.success() {
         eprintln!("{}: failed: {}", case.label(), String::from_utf8_lossy(&output.stderr));
         return Figures::default();
