@@ -48,6 +48,10 @@ pub struct Args {
     /// ALSA device name.
     #[arg(long, default_value = "default")]
     pub alsa_device: String,
+    /// How ALSA is fed: an audio I/O thread topping the device up every period from a ring
+    /// the frame loop fills (thread), or one write per frame from the frame loop (frame).
+    #[arg(long, value_enum, default_value_t = crate::audio::AlsaIo::default(), value_name = "MODE")]
+    pub alsa_io: crate::audio::AlsaIo,
     /// Force a full reload (copy, load, check, swap) every N frames; 0 never forces one.
     #[arg(long, default_value_t = 0)]
     pub reload_every: u64,
@@ -132,6 +136,7 @@ pub struct Config {
     /// The device-queue target, in milliseconds.
     pub latency_ms: f32,
     pub alsa_device: String,
+    pub alsa_io: crate::audio::AlsaIo,
     pub reload_every: u64,
     /// A game crate to build, load and watch instead of the demo (`--game`).
     pub game: Option<PathBuf>,
@@ -177,6 +182,7 @@ impl Config {
             sample_rate: args.sample_rate,
             latency_ms,
             alsa_device: args.alsa_device.clone(),
+            alsa_io: args.alsa_io,
             reload_every: args.reload_every,
             game: args.game.clone(),
             game_lib: args.game_lib.clone(),

@@ -712,6 +712,7 @@ fn open_audio(
         fps: config.fps,
         latency_ms: config.latency_ms,
         alsa_device: config.alsa_device.clone(),
+        alsa_io: config.alsa_io,
         wav_out: config.wav_out.clone(),
     };
     let audio = audio::open(config.audio, &desc)?;

@@ -3,7 +3,9 @@
 //! a private null sink, recorded from its monitor and checked sample by sample. Every test runs
 //! through both servers people run (issue 12): PulseAudio (`.ci/pulse-null-sink.sh`) and
 //! PipeWire with its pulse server (`.ci/pipewire-null-sink.sh`); the gaps the platform counted
-//! (`gaps`) are compared with the gaps found in the recording.
+//! (`gaps`) are compared with the gaps found in the recording. ALSA runs its default way of
+//! feeding the device (`--alsa-io frame`, once a frame) everywhere, and through its audio I/O
+//! thread (`--alsa-io thread`) in the ten-second runs and the server's death as well.
 //!
 //! Needs pulseaudio and pipewire (.ci/setup.sh). Without one the test says so and skips, except
 //! under `CI=true`, where a skip would hide a broken machine.
@@ -54,6 +56,16 @@ fn alsa_plays_ten_seconds_without_a_gap() {
 }
 
 #[test]
+fn alsa_io_thread_plays_ten_seconds_without_a_gap() {
+    play_and_check_with("alsa", Server::Pulse, &["--alsa-io", "thread"]);
+}
+
+#[test]
+fn alsa_io_thread_plays_ten_seconds_without_a_gap_through_pipewire() {
+    play_and_check_with("alsa", Server::PipeWire, &["--alsa-io", "thread"]);
+}
+
+#[test]
 fn sdl_plays_ten_seconds_without_a_gap() {
     play_and_check("sdl", Server::Pulse);
 }
@@ -69,6 +81,11 @@ fn sdl_plays_ten_seconds_without_a_gap_through_pipewire() {
 }
 
 fn play_and_check(backend: &str, server: Server) {
+    play_and_check_with(backend, server, &[]);
+}
+
+/// As `play_and_check`, with `extra` arguments for the platform.
+fn play_and_check_with(backend: &str, server: Server, extra: &[&str]) {
     if !server_available(server) {
         return;
     }
@@ -84,6 +101,7 @@ fn play_and_check(backend: &str, server: Server) {
         .arg(env!("CARGO_BIN_EXE_handmade"))
         .args(["--headless", "--audio", backend, "--frames", "600"])
         .args(["--reload-every", "20", "--stats", "--no-rebuild"])
+        .args(extra)
         .arg("--game-lib")
         .arg(&game_lib)
         .output()
@@ -185,6 +203,17 @@ fn alsa_survives_the_sound_server_dying_and_coming_back() {
 #[test]
 fn sdl_survives_the_sound_server_dying_and_coming_back() {
     server_dies_and_returns("sdl", Server::Pulse, "sdl: the audio device stopped", "sdl: audio device reopened");
+}
+
+/// The audio I/O thread loses the device, says so once and is handed the reopened one.
+#[test]
+fn alsa_io_thread_survives_the_sound_server_dying_and_coming_back() {
+    server_dies_and_returns("alsa --alsa-io thread", Server::Pulse, "alsa: lost", "alsa: `default` reopened");
+}
+
+#[test]
+fn alsa_io_thread_survives_pipewire_dying_and_coming_back() {
+    server_dies_and_returns("alsa --alsa-io thread", Server::PipeWire, "alsa: lost", "alsa: `default` reopened");
 }
 
 #[test]

@@ -138,13 +138,14 @@ fn sdl_plays_through_sdls_own_pipewire_driver() {
 
 /// Real-time priority is on by default and said in one line; `--no-rt` turns it off, also
 /// said in one line. Where it is granted (root here, or RLIMIT_RTPRIO), the line names the
-/// sound library's I/O thread that was promoted with the frame thread.
+/// sound library's I/O thread and the ALSA backend's own (`--alsa-io thread`) that were
+/// promoted with the frame thread.
 #[test]
 fn real_time_priority_is_said_once_and_turned_off_by_no_rt() {
     let dir = tempfile::tempdir().expect("temp dir");
     let wav = dir.path().join("rt.wav");
     for (flag, expected) in [(None, "real-time: "), (Some("--no-rt"), "real-time: off (--no-rt)")] {
-        let mut args = vec!["--audio", "alsa", "--frames", "60"];
+        let mut args = vec!["--audio", "alsa", "--alsa-io", "thread", "--frames", "60"];
         args.extend(flag);
         let Some(output) = run_recorded("pipewire", &wav, &args, &[]) else {
             return;
@@ -155,7 +156,38 @@ fn real_time_priority_is_said_once_and_turned_off_by_no_rt() {
         assert!(lines[0].contains(expected), "{flag:?}: {}", lines[0]);
         // SAFETY: geteuid only reads the process's credentials.
         if flag.is_none() && unsafe { libc::geteuid() } == 0 {
-            assert!(lines[0].contains("SCHED_FIFO") && lines[0].contains("threaded-ml"), "{}", lines[0]);
+            let io = ["SCHED_FIFO", "threaded-ml", "handmade-audio"];
+            assert!(io.iter().all(|name| lines[0].contains(name)), "{}", lines[0]);
         }
+    }
+}
+
+/// Issue 12, item 3, the goal: at `--latency-ms 5` through PipeWire, the ALSA backend's audio
+/// I/O thread (`--alsa-io thread`) keeps the sound unbroken. Counted in the recording; the
+/// shared machine may add a gap or two (as audio_paced.rs allows). The run also shows the
+/// thread was used, and that the frame and sound path made no allocation with it.
+///
+/// Not met yet, so ignored: on this shared 2-core machine it left 23-33 one-quantum gaps in
+/// 20 s (median of 2, README "Sound servers"), fewer than once a frame at 5 ms (45-93) but not
+/// none. `cargo test --test audio_pipewire -- --ignored` runs it.
+#[test]
+#[ignore = "not met: 23-33 gaps in 20 s at 5 ms through PipeWire on the shared machine (README)"]
+fn alsa_io_thread_is_unbroken_at_5_ms_through_pipewire() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = dir.path().join("thread.wav");
+    let args = ["--audio", "alsa", "--alsa-io", "thread", "--latency-ms", "5", "--frames", "600"];
+    let Some(output) = run_recorded("pipewire", &wav, &args, &[]) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("fed by the audio I/O thread"), "not thread mode:\n{stderr}");
+    let (heard, body) = recorded_gaps(&wav);
+    let seconds = body.len() as f64 / RATE + 0.8;
+    assert!((9.5..=10.6).contains(&seconds), "{seconds:.2} s of sound for 10 s of frames");
+    eprintln!("pipewire, thread mode, 5 ms: {heard} gaps in the recording");
+    assert!(heard <= 2, "{heard} gaps in 10 s at 5 ms through PipeWire in thread mode:\n{stdout}");
+    for key in ["underruns", "sound_heap_allocs", "heap_allocs_after_warmup"] {
+        assert_eq!(stat_u64(&output.stdout, key), 0, "{key}:\n{stdout}");
     }
 }

@@ -4,6 +4,11 @@
 //! the frame without blocking; a device that goes away (a sound server that dies) is reopened
 //! on a helper thread with backoff while the game keeps running silently.
 //!
+//! Two ways to feed the device (`--alsa-io`, `AlsaIo`): the frame loop writes it once a frame
+//! (`frame`), or an audio I/O thread tops it up every period from a ring the frame loop fills
+//! once a frame (`thread`, io_thread.rs). The pacing, the gap and latency figures and the
+//! reopen are the same for both, counted on the queue in the ring and the device together.
+//!
 //! Writes go through `PCM::io_bytes()`, taken per write like cpal does: it is a flag check on
 //! the PCM, where `io_f32()`/`io_i16()` query the hardware parameters (a malloc) on every call.
 //! The samples are interleaved straight into native-endian bytes, so no pointer cast is needed.
@@ -18,9 +23,10 @@ use handmade_api::MAX_SOUND_FRAMES;
 
 use super::convert::{interleave_f32_bytes, interleave_i16_bytes};
 use super::heard::{GapDetector, WriteLatency};
+use super::io_thread::{IoLink, IoState};
 use super::pacing::{FrameClock, NoDelayDetector, Pacing, QueueStats};
 use super::reopen::{spawn_open, wait_for_open, Pending, Reopen, OPEN_TIMEOUT};
-use super::{AudioDesc, AudioError, AudioOutput, AudioStatus};
+use super::{AlsaIo, AudioDesc, AudioError, AudioOutput, AudioStatus};
 
 /// The smallest heard gap counted (`heard.rs`), in µs: the pulse plugin's delay figure moves
 /// smoothly, and PulseAudio's null sink leaves gaps well under a millisecond (those under
@@ -31,8 +37,21 @@ pub struct AlsaAudio {
     settings: Settings,
     /// At the rate the device granted (`settings.sample_rate` once opened).
     pacing: Pacing,
-    /// `None` while the device is lost and `reopen` is bringing it back.
+    /// `None` while the device is lost and `reopen` is bringing it back, and always in thread
+    /// mode (the I/O thread owns it).
     device: Option<Device>,
+    /// Thread mode: the ring the frame fills and the thread's figures.
+    io: Option<IoLink>,
+    /// Thread mode: a reopened device went to the thread, which has not started it yet.
+    handed_over: bool,
+    /// Thread mode: frames the ring keeps beyond the target and the frame, so the thread can
+    /// still top the device up when the next frame's write comes: one sound-server cycle
+    /// (`SERVER_CYCLE_FRAMES_48K`). 0 in frame mode.
+    server_cycle: u32,
+    /// The device's buffer as opened.
+    buffer_frames: u32,
+    /// The device takes F32 (else S16), as opened (a reopen must grant the same to be used).
+    float: bool,
     reopen: Option<Reopen<Device>>,
     /// Interleaved samples for the device, sized for `MAX_SOUND_FRAMES` of the widest format.
     bytes: Vec<u8>,
@@ -69,17 +88,19 @@ struct Settings {
     sample_rate: u32,
     fps: u32,
     latency_ms: f32,
+    io: AlsaIo,
 }
 
 /// A configured PCM; `PCM` is `Send`, so it is opened on a helper thread and handed over.
-struct Device {
-    pcm: PCM,
-    float: bool,
+pub(super) struct Device {
+    pub(super) pcm: PCM,
+    pub(super) float: bool,
     /// The rate the device granted, which `set_rate_near` may have moved from the one asked for.
-    rate: u32,
+    pub(super) rate: u32,
     /// Target and per-frame amount in frames at `rate`.
-    pacing: Pacing,
+    pub(super) pacing: Pacing,
     buffer_frames: u32,
+    pub(super) period_frames: u32,
 }
 
 impl AlsaAudio {
@@ -100,17 +121,34 @@ impl AlsaAudio {
             );
         }
         log::debug!(
-            "alsa: `{}` at {} Hz, {}, buffer {} frames, keeping {} frames queued",
+            "alsa: `{}` at {} Hz, {}, buffer {} frames, period {}, keeping {} frames queued, fed {}",
             settings.device,
             device.rate,
             if device.float { "interleaved F32" } else { "interleaved S16" },
             device.buffer_frames,
+            device.period_frames,
             device.pacing.target_frames,
+            if settings.io == AlsaIo::Thread { "by the audio I/O thread" } else { "once a frame" },
         );
+        let (pacing, buffer_frames, float) = (device.pacing, device.buffer_frames, device.float);
+        let epoch = Instant::now();
+        let (device, io) = match settings.io {
+            AlsaIo::Frame => (Some(device), None),
+            AlsaIo::Thread => {
+                let io = IoLink::start(&settings.device, device, primed, epoch)
+                    .map_err(|e| unavailable(format!("cannot start the audio I/O thread: {e}")))?;
+                (None, Some(io))
+            }
+        };
         Ok(Self {
-            settings: Settings { sample_rate: device.rate, ..settings },
-            pacing: device.pacing,
-            device: Some(device),
+            settings: Settings { sample_rate: rate, ..settings },
+            pacing,
+            device,
+            io,
+            handed_over: false,
+            server_cycle: if settings.io == AlsaIo::Thread { server_cycle_frames(rate) } else { 0 },
+            buffer_frames,
+            float,
             reopen: None,
             bytes: vec![0; 2 * MAX_SOUND_FRAMES * std::mem::size_of::<f32>()],
             suspended: false,
@@ -122,7 +160,7 @@ impl AlsaAudio {
             // The pulse plugin's delay moves smoothly: a short window.
             heard: GapDetector::new(rate, 4, 0, GAP_US),
             latency: WriteLatency::default(),
-            epoch: Instant::now(),
+            epoch,
             // The silence that started the device counts as a write.
             no_delay: NoDelayDetector::after_a_write(),
             clock: None,
@@ -207,17 +245,19 @@ impl AlsaAudio {
         };
         // The game renders at the rate it was given at start-up: a device that comes back
         // at another rate would play it at the wrong pitch, so that is another failure.
-        if device.rate != self.settings.sample_rate {
+        if device.rate != self.settings.sample_rate || device.float != self.float {
             log::warn!(
-                "alsa: `{}` came back at {} Hz, not {} Hz; trying again",
+                "alsa: `{}` came back at {} Hz {}, not {} Hz {}; trying again",
                 self.settings.device,
                 device.rate,
-                self.settings.sample_rate
+                if device.float { "F32" } else { "S16" },
+                self.settings.sample_rate,
+                if self.float { "F32" } else { "S16" },
             );
             reopen.reject(now);
             return;
         }
-        self.written = device.start_with_silence() as i64;
+        let primed = device.start_with_silence();
         self.heard.restart();
         log::info!(
             "alsa: `{}` reopened after {:.1} s ({} attempts)",
@@ -225,8 +265,17 @@ impl AlsaAudio {
             reopen.lost_for(now).as_secs_f64(),
             reopen.attempts()
         );
-        self.device = Some(device);
         self.reopen = None;
+        match self.io.as_mut() {
+            Some(io) => {
+                io.hand_over(device, primed);
+                self.handed_over = true;
+            }
+            None => {
+                self.written = primed as i64;
+                self.device = Some(device);
+            }
+        }
     }
 }
 
@@ -246,6 +295,9 @@ impl AudioOutput for AlsaAudio {
     /// HMH-style: the device's delay says how much is still queued; write what brings it back
     /// to the target plus the frame about to pass, limited by the free space in the buffer.
     fn frames_wanted(&mut self) -> usize {
+        if self.io.is_some() {
+            return self.frames_wanted_from_ring();
+        }
         let pacing = self.pacing;
         let tick = pacing.tick_frames as usize;
         if self.suspended {
@@ -286,6 +338,9 @@ impl AudioOutput for AlsaAudio {
     }
 
     fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError> {
+        if self.io.is_some() {
+            return Ok(self.write_to_ring(left, right));
+        }
         let Some(device) = self.device.as_ref() else {
             self.poll_reopen();
             return Ok(0);
@@ -293,17 +348,7 @@ impl AudioOutput for AlsaAudio {
         if self.suspended || left.is_empty() {
             return Ok(0);
         }
-        let n = left.len().min(MAX_SOUND_FRAMES);
-        let (left, right) = (&left[..n], &right[..n]);
-        let out = if device.float {
-            let out = &mut self.bytes[..8 * n];
-            interleave_f32_bytes(left, right, out);
-            out
-        } else {
-            let out = &mut self.bytes[..4 * n];
-            interleave_i16_bytes(left, right, out);
-            out
-        };
+        let out = interleave(&mut self.bytes, device.float, left, right);
         let result = write_all(&device.pcm, out);
         let written = match result {
             Ok(written) => written,
@@ -312,8 +357,12 @@ impl AudioOutput for AlsaAudio {
         self.no_delay.wrote(written);
         self.latency.wrote(self.delay, written);
         self.written += written as i64;
-        if let Err((_, e)) = result {
-            self.recover(e);
+        match result {
+            // `write_all` prepared the stream and its retry was taken: only count the
+            // underrun (preparing again would drop what the retry queued).
+            Err((taken, e)) if e.errno() == libc::EPIPE && taken > 0 => self.underruns += 1,
+            Err((_, e)) => self.recover(e),
+            Ok(_) => {}
         }
         Ok(written)
     }
@@ -321,8 +370,8 @@ impl AudioOutput for AlsaAudio {
     fn status(&self) -> AudioStatus {
         AudioStatus {
             queued_frames: self.queue.last(),
-            buffer_frames: self.device.as_ref().map_or(0, |d| d.buffer_frames),
-            underruns: self.underruns,
+            buffer_frames: if self.device.is_some() || self.io.is_some() { self.buffer_frames } else { 0 },
+            underruns: self.underruns + self.io.as_ref().map_or(0, IoLink::underruns),
             mean_queued_frames: self.queue.mean(),
             gaps: self.heard.gaps(),
             gap_frames: self.heard.gap_frames(),
@@ -333,6 +382,9 @@ impl AudioOutput for AlsaAudio {
 
     /// Lets what is queued play out (bounded), then closes the device.
     fn finish(&mut self) -> Result<(), AudioError> {
+        if let Some(mut io) = self.io.take() {
+            io.finish();
+        }
         if let Some(device) = self.device.take() {
             let queued = device.pcm.delay().unwrap_or(0).max(0) as u64;
             let ms = (queued * 1000 / u64::from(self.settings.sample_rate.max(1))).min(500);
@@ -345,7 +397,7 @@ impl AudioOutput for AlsaAudio {
 /// Writes interleaved frames (as bytes); after an underrun (EPIPE) the stream is prepared and
 /// the write retried once, so the frame's sound is not lost. Returns frames taken, or how many
 /// were taken before an error it could not handle.
-fn write_all(pcm: &PCM, bytes: &[u8]) -> Result<usize, (usize, alsa::Error)> {
+pub(super) fn write_all(pcm: &PCM, bytes: &[u8]) -> Result<usize, (usize, alsa::Error)> {
     let io = pcm.io_bytes();
     match io.writei(bytes) {
         Ok(frames) => Ok(frames),
@@ -362,7 +414,7 @@ fn unavailable(reason: String) -> AudioError {
 }
 
 /// The last line alsa-lib reported on this thread, as `: <text>`, or nothing.
-fn last_alsa_message(errors: &Rc<RefCell<Output>>) -> String {
+pub(super) fn last_alsa_message(errors: &Rc<RefCell<Output>>) -> String {
     errors.borrow().buffer_string(|bytes| {
         String::from_utf8_lossy(bytes)
             .lines()
@@ -380,6 +432,7 @@ impl Settings {
             sample_rate: desc.sample_rate,
             fps: desc.fps,
             latency_ms: desc.latency_ms,
+            io: desc.alsa_io,
         }
     }
 }
@@ -412,10 +465,7 @@ fn open_pcm(settings: &Settings) -> alsa::Result<Device> {
         // measured in its frames: every amount below is computed at the granted rate.
         let rate = hw.set_rate_near(settings.sample_rate, ValueOr::Nearest)?;
         let pacing = Pacing::new(rate, settings.fps, settings.latency_ms);
-        // Room for the target queue, the frame being written and a late frame's catch-up;
-        // periods of a quarter frame so the device (or sound server) asks for data often.
-        let buffer = i64::from(pacing.target_frames + 3 * pacing.tick_frames);
-        let period = (i64::from(pacing.tick_frames) / 4).clamp(64, buffer / 4);
+        let (buffer, period) = device_buffer(settings.io, pacing);
         hw.set_period_size_near(period, ValueOr::Nearest)?;
         let buffer = hw.set_buffer_size_near(buffer)?;
         pcm.hw_params(&hw)?;
@@ -430,7 +480,120 @@ fn open_pcm(settings: &Settings) -> alsa::Result<Device> {
         sw.set_avail_min(period_frames)?;
         pcm.sw_params(&sw)?;
     }
-    Ok(Device { pcm, float, rate, pacing, buffer_frames: buffer_frames.clamp(0, i64::from(u32::MAX)) as u32 })
+    let to_u32 = |frames: i64| frames.clamp(0, i64::from(u32::MAX)) as u32;
+    Ok(Device { pcm, float, rate, pacing, buffer_frames: to_u32(buffer_frames), period_frames: to_u32(period_frames) })
+}
+
+/// One cycle of the sound server at 48 kHz: PipeWire's pulse server runs its graph at no
+/// less than a 256-frame quantum for pulse clients (`pulse.min.quantum`, 5.3 ms), whatever the
+/// client asks; every gap it leaves is that long (issue 12). PulseAudio's null sink runs finer.
+const SERVER_CYCLE_FRAMES_48K: u32 = 256;
+
+/// `SERVER_CYCLE_FRAMES_48K` at `rate`.
+fn server_cycle_frames(rate: u32) -> u32 {
+    (u64::from(SERVER_CYCLE_FRAMES_48K) * u64::from(rate) / 48_000) as u32
+}
+
+/// Buffer and period asked of the device, in frames. The pulse plugin passes them on to the
+/// server (`tlength` and `minreq`), which picks its cycle (PipeWire: its quantum) to match.
+fn device_buffer(io: AlsaIo, pacing: Pacing) -> (i64, i64) {
+    let (target, tick) = (i64::from(pacing.target_frames), i64::from(pacing.tick_frames));
+    match io {
+        // Room for the target queue, the frame being written and a late frame's catch-up;
+        // periods of a quarter frame so the device (or sound server) asks for data often.
+        AlsaIo::Frame => {
+            let buffer = target + 3 * tick;
+            (buffer, (tick / 4).clamp(64, buffer / 4))
+        }
+        // The thread tops the device up every period: its buffer is the latency alone (the
+        // frame's sound waits in the ring), in periods of a quarter of it, as cpal asks.
+        AlsaIo::Thread => {
+            let period = (target / 4).max(32);
+            (target.max(2 * period), period)
+        }
+    }
+}
+
+/// Interleaves a frame's sound into `bytes` in the device's format; returns the bytes used.
+fn interleave<'a>(bytes: &'a mut [u8], float: bool, left: &[f32], right: &[f32]) -> &'a [u8] {
+    let n = left.len().min(right.len()).min(MAX_SOUND_FRAMES);
+    let (left, right) = (&left[..n], &right[..n]);
+    if float {
+        let out = &mut bytes[..8 * n];
+        interleave_f32_bytes(left, right, out);
+        out
+    } else {
+        let out = &mut bytes[..4 * n];
+        interleave_i16_bytes(left, right, out);
+        out
+    }
+}
+
+/// Thread mode (`--alsa-io thread`): the frame side of io_thread.rs.
+impl AlsaAudio {
+    /// What brings the ring and the device together back to the target, the frame about to
+    /// pass and one server cycle, from the play position the thread last published.
+    fn frames_wanted_from_ring(&mut self) -> usize {
+        let tick = self.pacing.tick_frames as usize;
+        if !self.ring_running() {
+            return tick; // no device: keep the game's sound clock running at the frame rate
+        }
+        if let Some(clock) = self.clock.as_mut() {
+            return clock.tick();
+        }
+        let Some(io) = self.io.as_ref() else {
+            return tick;
+        };
+        let snapshot = io.snapshot();
+        let (queued, room) = (io.queued(&snapshot), io.room());
+        self.queue.record(queued);
+        self.delay = queued;
+        if self.no_delay.measured(snapshot.delay) {
+            return self.pace_by_clock();
+        }
+        self.heard.measured(snapshot.at_ns, snapshot.played);
+        self.pacing.frames_to_write(queued, self.server_cycle, room as i64)
+    }
+
+    fn write_to_ring(&mut self, left: &[f32], right: &[f32]) -> usize {
+        if left.is_empty() || !self.ring_running() {
+            return 0;
+        }
+        let Some(io) = self.io.as_mut() else {
+            return 0;
+        };
+        let pushed = io.push(interleave(&mut self.bytes, self.float, left, right));
+        self.no_delay.wrote(pushed);
+        self.latency.wrote(self.delay, pushed);
+        pushed
+    }
+
+    /// Whether the thread is feeding a device the frame may push to. Notices a device the
+    /// thread lost (it said so in one line), reopens it as the once-a-frame mode does, and
+    /// hands the reopened device over.
+    fn ring_running(&mut self) -> bool {
+        let Some(state) = self.io.as_ref().map(IoLink::state) else {
+            return false;
+        };
+        if self.reopen.is_some() {
+            self.poll_reopen();
+            return false;
+        }
+        match state {
+            IoState::Running => {
+                self.handed_over = false;
+                true
+            }
+            IoState::Suspended => false,
+            IoState::Lost if self.handed_over => false,
+            IoState::Lost => {
+                self.heard.restart();
+                let what = format!("alsa: reopening `{}`", self.settings.device);
+                self.reopen = Some(Reopen::new(what, Instant::now()));
+                false
+            }
+        }
+    }
 }
 
 impl Device {
@@ -454,7 +617,14 @@ mod tests {
     use super::*;
 
     fn desc(device: &str) -> AudioDesc {
-        AudioDesc { sample_rate: 48_000, fps: 60, latency_ms: 10.0, alsa_device: device.into(), wav_out: None }
+        AudioDesc {
+            sample_rate: 48_000,
+            fps: 60,
+            latency_ms: 10.0,
+            alsa_device: device.into(),
+            alsa_io: AlsaIo::Frame,
+            wav_out: None,
+        }
     }
 
     #[test]
@@ -497,6 +667,48 @@ mod tests {
         assert!(alsa.clock.is_some(), "noticed: {wanted:?}");
         assert!(wanted[..noticed_at].iter().all(|&n| n == 480 + 800), "{wanted:?}");
         assert!(wanted[noticed_at..].iter().all(|&n| n == 800), "{wanted:?}");
+        assert_eq!(alsa.status().underruns, 0, "an empty queue there is not an underrun");
+    }
+
+    fn thread_desc(device: &str) -> AudioDesc {
+        AudioDesc { alsa_io: AlsaIo::Thread, ..desc(device) }
+    }
+
+    /// Thread mode: what the frame writes goes into the ring, and the I/O thread hands it to
+    /// the device (the `null` device takes everything at once, so the ring empties).
+    #[test]
+    fn the_io_thread_moves_the_ring_to_the_device() {
+        let mut alsa = AlsaAudio::open(&thread_desc("null")).expect("the null device opens");
+        assert!(alsa.device.is_none(), "the thread owns the device");
+        let n = alsa.frames_wanted();
+        assert!(n > 0);
+        assert_eq!(alsa.write(&vec![0.25; n], &vec![-0.25; n]).unwrap(), n, "the ring took it all");
+        let io = alsa.io.as_ref().unwrap();
+        let until = Instant::now() + Duration::from_secs(2);
+        while io.room() < (480 + 3 * 800) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(io.room(), 480 + 3 * 800, "the thread emptied the ring into the device");
+        let started = Instant::now();
+        alsa.finish().unwrap();
+        assert!(alsa.io.is_none() && started.elapsed() < Duration::from_millis(800));
+    }
+
+    /// Thread mode keeps issue 16.13b's answer: the `null` device's queue never holds
+    /// anything, the frame clock paces it, and its empty queue is no underrun.
+    #[test]
+    fn a_device_without_delay_is_paced_by_the_frame_clock_through_the_thread() {
+        let mut alsa = AlsaAudio::open(&thread_desc("null")).expect("the null device opens");
+        let mut wanted = Vec::new();
+        for _ in 0..NoDelayDetector::FRAMES as usize + 20 {
+            let n = alsa.frames_wanted();
+            wanted.push(n);
+            assert_eq!(alsa.write(&vec![0.0; n], &vec![0.0; n]).unwrap(), n, "{wanted:?}");
+            // A frame's time, shortened: the thread empties the ring within a period.
+            std::thread::sleep(Duration::from_millis(6));
+        }
+        assert!(alsa.clock.is_some(), "noticed: {wanted:?}");
+        assert!(wanted[wanted.len() - 10..].iter().all(|&n| n == 800), "{wanted:?}");
         assert_eq!(alsa.status().underruns, 0, "an empty queue there is not an underrun");
     }
 }

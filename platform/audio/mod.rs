@@ -12,9 +12,13 @@ mod alsa;
 mod convert;
 pub mod fade;
 mod heard;
+#[cfg(target_os = "linux")]
+mod io_thread;
 mod pacing;
 mod reopen;
 pub mod rt;
+#[cfg(target_os = "linux")]
+mod sample_ring;
 mod sdl;
 mod wav;
 
@@ -37,6 +41,23 @@ pub enum AudioChoice {
     None,
 }
 
+/// How the ALSA backend feeds the device (`--alsa-io`).
+///
+/// `frame` is the default, from the side-by-side measurement (examples/latency_report.rs,
+/// README "Sound servers"): at the same `--latency-ms` the I/O thread left fewer gaps through
+/// PipeWire, but it keeps one server cycle more queued (5.3 ms), and at the same write-to-play
+/// latency (thread at 5 ms against frame at 10 ms, both about 18.5 ms) the two left as many
+/// gaps; through PulseAudio at 5 ms the thread's small device buffer left several times more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlsaIo {
+    /// An audio I/O thread tops the device up every period from a lock-free ring the frame
+    /// loop fills once a frame; the device's buffer is only the latency (io_thread.rs).
+    Thread,
+    /// The frame loop writes the device once a frame (its buffer holds the latency and a frame).
+    #[default]
+    Frame,
+}
+
 /// What the platform asks of a backend. Zero values mean "default" where noted.
 #[derive(Debug, Clone)]
 pub struct AudioDesc {
@@ -46,6 +67,7 @@ pub struct AudioDesc {
     /// How far ahead of the device's play position to keep the queue.
     pub latency_ms: f32,
     pub alsa_device: String,
+    pub alsa_io: AlsaIo,
     pub wav_out: Option<PathBuf>,
 }
 

@@ -330,7 +330,9 @@ fn sound_io_threads() -> Vec<(i32, String)> {
             let t = t.ok()?;
             let tid: i32 = t.file_name().to_str()?.parse().ok()?;
             let name = std::fs::read_to_string(t.path().join("comm")).ok()?.trim().to_string();
-            let sound = name == "threaded-ml" || (name.starts_with("SDLAudio") && name != "SDLAudioHotplug");
+            let sound = name == "threaded-ml"
+                || name == "handmade-audio"
+                || (name.starts_with("SDLAudio") && name != "SDLAudioHotplug");
             sound.then_some((tid, name))
         })
         .collect()

@@ -162,7 +162,14 @@ mod tests {
     use super::*;
 
     fn desc(fps: u32) -> AudioDesc {
-        AudioDesc { sample_rate: 48_000, fps, latency_ms: 0.0, alsa_device: String::new(), wav_out: None }
+        AudioDesc {
+            sample_rate: 48_000,
+            fps,
+            latency_ms: 0.0,
+            alsa_device: String::new(),
+            alsa_io: Default::default(),
+            wav_out: None,
+        }
     }
 
     #[test]
