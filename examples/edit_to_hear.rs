@@ -10,8 +10,7 @@
 //! the last edit are compared: the sound they make (bit for bit, 16-bit WAV) and their frame time.
 //!
 //! Run with: cargo run --release --example edit_to_hear
-//! (EDITS=N edits per variant, default 9; VARIANTS=final measures only the kept levers,
-//! VARIANTS=kept those beside the kept levers with one of the last two levers undone.)
+//! (EDITS=N edits per variant, default 9; VARIANTS=final measures only the kept levers.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,7 +22,7 @@ use handmade_support::{copy_workspace, platform_binary, read_wav, stat, LogWatch
 const ANCHOR: &str = "const AMPLITUDE: f32 = 0.25;";
 
 /// Name and `HANDMADE_EDIT_LOOP` of each variant; the first is the old way, the last the default.
-const VARIANTS: [(&str, &str); 10] = [
+const VARIANTS: [(&str, &str); 8] = [
     ("before: cargo, one tier, settle 8, nice 10", "direct=off,tiers=off,settle_ms=8,nice=10,check=frames"),
     ("lever: rustc direct", "direct=on,tiers=off,settle_ms=8,nice=10,check=frames"),
     ("lever: tiers (opt-level 0 first)", "direct=off,tiers=0,settle_ms=8,nice=10,check=frames"),
@@ -31,9 +30,7 @@ const VARIANTS: [(&str, &str); 10] = [
     ("lever: settle 2 ms", "direct=off,tiers=off,settle_ms=2,nice=10,check=frames"),
     ("lever: nice 0 for the build waited on", "direct=off,tiers=off,settle_ms=8,nice=0,check=frames"),
     ("lever: probe on the watcher's thread", "direct=off,tiers=off,settle_ms=8,nice=10,check=watcher"),
-    ("kept, but the probe in frames", "check=frames"),
-    ("kept, but the quick tier with ThinLTO", "thinlto=on"),
-    ("kept: rustc direct, tiers (opt-level 1, no ThinLTO, first), settle 2, nice 0, probe on the watcher (default)", ""),
+    ("kept: rustc direct, tiers (opt-level 1 first), settle 2, nice 0, probe on the watcher (default)", ""),
 ];
 
 /// One edit's parts, in ms.
@@ -59,21 +56,14 @@ struct Variant {
 
 fn main() {
     let edits: usize = std::env::var("EDITS").ok().and_then(|v| v.parse().ok()).unwrap_or(9).max(3);
-    let which = std::env::var("VARIANTS").unwrap_or_default();
+    let only_final = std::env::var("VARIANTS").is_ok_and(|v| v == "final");
     let dir = tempfile::tempdir().expect("temporary directory");
     let platform = platform_binary();
     println!(
         "edit_to_hear: {edits} one-constant edits of game/src/sound.rs per variant, platform {}",
         platform.display()
     );
-    let chosen: Vec<_> = VARIANTS
-        .iter()
-        .filter(|(name, spec)| match which.as_str() {
-            "final" => spec.is_empty(),
-            "kept" => name.starts_with("kept"),
-            _ => true,
-        })
-        .collect();
+    let chosen: Vec<_> = VARIANTS.iter().filter(|(_, spec)| !only_final || spec.is_empty()).collect();
     let mut variants: Vec<Variant> =
         chosen.iter().enumerate().map(|(i, (name, spec))| start(&platform, dir.path(), i, name, spec)).collect();
     let bare_ws = dir.path().join("bare/ws");
