@@ -10,7 +10,8 @@
 //! the last edit are compared: the sound they make (bit for bit, 16-bit WAV) and their frame time.
 //!
 //! Run with: cargo run --release --example edit_to_hear
-//! (EDITS=N edits per variant, default 9; VARIANTS=final measures only the kept levers.)
+//! (EDITS=N edits per variant, default 9; VARIANTS=final measures only the kept levers,
+//! VARIANTS=kept those beside the kept levers with the probe in frames, the last lever alone.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use handmade_support::{copy_workspace, platform_binary, read_wav, stat, LogWatch
 const ANCHOR: &str = "const AMPLITUDE: f32 = 0.25;";
 
 /// Name and `HANDMADE_EDIT_LOOP` of each variant; the first is the old way, the last the default.
-const VARIANTS: [(&str, &str); 8] = [
+const VARIANTS: [(&str, &str); 9] = [
     ("before: cargo, one tier, settle 8, nice 10", "direct=off,tiers=off,settle_ms=8,nice=10,check=frames"),
     ("lever: rustc direct", "direct=on,tiers=off,settle_ms=8,nice=10,check=frames"),
     ("lever: tiers (opt-level 0 first)", "direct=off,tiers=0,settle_ms=8,nice=10,check=frames"),
@@ -30,6 +31,7 @@ const VARIANTS: [(&str, &str); 8] = [
     ("lever: settle 2 ms", "direct=off,tiers=off,settle_ms=2,nice=10,check=frames"),
     ("lever: nice 0 for the build waited on", "direct=off,tiers=off,settle_ms=8,nice=0,check=frames"),
     ("lever: probe on the watcher's thread", "direct=off,tiers=off,settle_ms=8,nice=10,check=watcher"),
+    ("kept, but the probe in frames", "check=frames"),
     ("kept: rustc direct, tiers (opt-level 1 first), settle 2, nice 0, probe on the watcher (default)", ""),
 ];
 
@@ -56,14 +58,21 @@ struct Variant {
 
 fn main() {
     let edits: usize = std::env::var("EDITS").ok().and_then(|v| v.parse().ok()).unwrap_or(9).max(3);
-    let only_final = std::env::var("VARIANTS").is_ok_and(|v| v == "final");
+    let which = std::env::var("VARIANTS").unwrap_or_default();
     let dir = tempfile::tempdir().expect("temporary directory");
     let platform = platform_binary();
     println!(
         "edit_to_hear: {edits} one-constant edits of game/src/sound.rs per variant, platform {}",
         platform.display()
     );
-    let chosen: Vec<_> = VARIANTS.iter().filter(|(_, spec)| !only_final || spec.is_empty()).collect();
+    let chosen: Vec<_> = VARIANTS
+        .iter()
+        .filter(|(name, spec)| match which.as_str() {
+            "final" => spec.is_empty(),
+            "kept" => name.starts_with("kept"),
+            _ => true,
+        })
+        .collect();
     let mut variants: Vec<Variant> =
         chosen.iter().enumerate().map(|(i, (name, spec))| start(&platform, dir.path(), i, name, spec)).collect();
     let bare_ws = dir.path().join("bare/ws");
