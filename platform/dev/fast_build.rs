@@ -49,7 +49,13 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { direct: true, quick_opt_level: Some(1), settle: Duration::from_millis(2), nice: 0, check_on_watcher: true }
+        Self {
+            direct: true,
+            quick_opt_level: Some(1),
+            settle: Duration::from_millis(2),
+            nice: 0,
+            check_on_watcher: true,
+        }
     }
 }
 
@@ -714,8 +720,13 @@ mod tests {
         s.apply("settle_ms=8").unwrap();
         s.apply("nice=0").unwrap();
         s.apply("check=frames").unwrap();
-        let old_way =
-            Settings { direct: false, quick_opt_level: None, settle: Duration::from_millis(8), nice: 0, check_on_watcher: false };
+        let old_way = Settings {
+            direct: false,
+            quick_opt_level: None,
+            settle: Duration::from_millis(8),
+            nice: 0,
+            check_on_watcher: false,
+        };
         assert_eq!(s, old_way);
         assert!(s.apply("tiers=7").is_err() && s.apply("speed=11").is_err() && s.apply("nice").is_err());
     }

@@ -291,7 +291,12 @@ impl GameCode {
     /// What the rebuild watcher needs to prepare a build on its own thread: the source, the
     /// private directory and the probe program.
     pub fn preparer(&self) -> Preparer {
-        Preparer { source: self.source.clone(), dir: self.copies.dir.path().to_path_buf(), probe: self.probe.clone(), made: 0 }
+        Preparer {
+            source: self.source.clone(),
+            dir: self.copies.dir.path().to_path_buf(),
+            probe: self.probe.clone(),
+            made: 0,
+        }
     }
 
     /// A build the watcher prepared: installed at the next poll. A probe still running for an
