@@ -130,8 +130,11 @@ fn apply_edit(sound_rs: &Path, i: usize) {
     let original = fs::read_to_string(sound_rs).expect("read sound.rs");
     let start = original.find("const AMPLITUDE: f32 = ").expect("game/src/sound.rs has its AMPLITUDE constant");
     let end = start + original[start..].find(';').expect("the constant ends") + 1;
+    // Three decimals: every edit's value differs from the one before it (with two, 0.249 and
+    // 0.248 both printed `0.25`, and most "edits" left the file as it was: a touch, not an edit).
     let text =
-        format!("{}const AMPLITUDE: f32 = {:.2};{}", &original[..start], 0.25 - 0.001 * i as f32, &original[end..]);
+        format!("{}const AMPLITUDE: f32 = {:.3};{}", &original[..start], 0.25 - 0.001 * i as f32, &original[end..]);
+    assert_ne!(text, original, "edit {i} must change the constant");
     // Saved the way editors do: a new file renamed over the old one.
     let staged = sound_rs.with_extension("rs.new");
     fs::write(&staged, text).expect("write");
