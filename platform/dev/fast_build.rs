@@ -7,7 +7,10 @@
 //!   rustc failure that is not a plain error in the game's code, goes back to cargo.
 //! - **tiers**: the game is first built at a low opt-level (its own incremental directory) and
 //!   installed; then the profile's optimised build runs and replaces it. A save during the
-//!   optimised build stops it: it would be stale.
+//!   optimised build stops it: it would be stale. The quick tier also skips rustc's ThinLTO
+//!   across codegen units (`-C lto=off`), which at opt-level 1 with 256 units is the largest
+//!   single pass of a one-constant rebuild (`-Z time-passes`: `LLVM_thinlto`); its code is
+//!   slower, and it runs only until the optimised tier replaces it.
 //! - cargo's own lock is honoured: the direct build takes `target/<profile>/.cargo-lock` as
 //!   cargo does, and a wait for it over a second is said in one line, as is cargo's "Blocking
 //!   waiting for file lock" (cargo runs without `--quiet`, its stderr read as it comes).
@@ -45,6 +48,9 @@ pub struct Settings {
     /// Copy, check and test-load each good build on the watcher's thread (`reload::Preparer`),
     /// rather than in the frame loop's reload protocol over the next frames.
     pub check_on_watcher: bool,
+    /// Keep rustc's ThinLTO across codegen units in the quick tier (off by default: see the
+    /// header). Only the direct build honours it; cargo's `game-quick*` profiles set `lto = "off"`.
+    pub quick_thin_lto: bool,
 }
 
 impl Default for Settings {
@@ -55,13 +61,15 @@ impl Default for Settings {
             settle: Duration::from_millis(2),
             nice: 0,
             check_on_watcher: true,
+            quick_thin_lto: false,
         }
     }
 }
 
 impl Settings {
     /// The defaults, changed by `HANDMADE_EDIT_LOOP` (`direct=on|off`, `tiers=off|0|1`,
-    /// `settle_ms=N`, `nice=N`, `check=watcher|frames`); an unknown item is said once and ignored.
+    /// `settle_ms=N`, `nice=N`, `check=watcher|frames`, `thinlto=on|off`); an unknown item is
+    /// said once and ignored.
     pub fn from_env() -> Self {
         let mut settings = Self::default();
         let Some(spec) = std::env::var_os("HANDMADE_EDIT_LOOP") else { return settings };
@@ -85,6 +93,8 @@ impl Settings {
             ("nice", n) => self.nice = n.parse().ok().filter(|n| (0..=19).contains(n)).ok_or_else(bad)?,
             ("check", "watcher") => self.check_on_watcher = true,
             ("check", "frames") => self.check_on_watcher = false,
+            ("thinlto", "on") => self.quick_thin_lto = true,
+            ("thinlto", "off") => self.quick_thin_lto = false,
             _ => return Err(format!("unknown setting `{item}`")),
         }
         Ok(())
@@ -92,8 +102,9 @@ impl Settings {
 
     /// One line for the log: what the watcher does on a save.
     pub fn describe(&self) -> String {
+        let lto = if self.quick_thin_lto { "" } else { " without ThinLTO" };
         let tiers = match self.quick_opt_level {
-            Some(level) => format!("opt-level {level} first, then the profile's"),
+            Some(level) => format!("opt-level {level}{lto} first, then the profile's"),
             None => "one tier".to_string(),
         };
         let how = if self.direct { "rustc direct when only game sources change" } else { "cargo always" };
@@ -188,14 +199,17 @@ impl RustcCommand {
     }
 
     /// The quick tier: another opt-level, its own output and incremental directories (an
-    /// opt-level change would throw the optimised tier's incremental cache away), no dep-info.
-    fn quick(&self, opt_level: u8, out_dir: &Path, incremental: &Path) -> Self {
+    /// opt-level change would throw the optimised tier's incremental cache away), no dep-info,
+    /// and unless `thin_lto`, no ThinLTO across codegen units.
+    fn quick(&self, opt_level: u8, thin_lto: bool, out_dir: &Path, incremental: &Path) -> Self {
         let mut out = self.human();
         let mut i = 0;
         while i + 1 < out.args.len() {
             let (flag, value) = (&out.args[i], &out.args[i + 1]);
             if flag == "-C" && value.starts_with("opt-level=") {
                 out.args[i + 1] = format!("opt-level={opt_level}");
+            } else if flag == "-C" && value.starts_with("lto=") && !thin_lto {
+                out.args[i + 1] = "lto=off".into();
             } else if flag == "-C" && value.starts_with("incremental=") {
                 out.args[i + 1] = format!("incremental={}", incremental.display());
             } else if flag == "--out-dir" {
@@ -210,6 +224,9 @@ impl RustcCommand {
         }
         if out.codegen("opt-level").is_none() {
             out.args.extend(["-C".into(), format!("opt-level={opt_level}")]);
+        }
+        if out.codegen("lto").is_none() && !thin_lto {
+            out.args.extend(["-C".into(), "lto=off".into()]);
         }
         out
     }
@@ -376,7 +393,8 @@ impl GameBuilder {
         let dir = self.profile_dir().join("handmade-quick");
         let out = dir.join(format!("opt{opt_level}"));
         let _ = std::fs::create_dir_all(&out);
-        let quick = rustc.quick(opt_level, &out, &dir.join(format!("incremental-opt{opt_level}")));
+        let incremental = dir.join(format!("incremental-opt{opt_level}"));
+        let quick = rustc.quick(opt_level, self.settings.quick_thin_lto, &out, &incremental);
         let by = "rustc";
         let opt = opt_level.to_string();
         match self.run_rustc(quick.command(&self.workspace), self.settings.nice, None) {
@@ -696,8 +714,11 @@ mod tests {
     #[test]
     fn the_quick_tier_has_its_own_level_and_directories() {
         let cmd = RustcCommand::from_cargo_line(LINE).unwrap();
-        let quick = cmd.quick(1, Path::new("/t/q/out"), Path::new("/t/q/inc"));
+        let quick = cmd.quick(1, false, Path::new("/t/q/out"), Path::new("/t/q/inc"));
         assert_eq!(quick.opt_level(), "1");
+        assert_eq!(quick.codegen("lto"), Some("off"), "no ThinLTO across codegen units");
+        let with_lto = cmd.quick(1, true, Path::new("/t/q/out"), Path::new("/t/q/inc"));
+        assert_eq!(with_lto.codegen("lto"), None, "rustc's default, as cargo's `lto = false`");
         assert_eq!(quick.out_dir(), Some(PathBuf::from("/t/q/out")));
         assert_eq!(quick.codegen("incremental"), Some("/t/q/inc"));
         assert!(quick.args.contains(&"--emit=link".to_string()));
@@ -720,13 +741,8 @@ mod tests {
         s.apply("settle_ms=8").unwrap();
         s.apply("nice=0").unwrap();
         s.apply("check=frames").unwrap();
-        let old_way = Settings {
-            direct: false,
-            quick_opt_level: None,
-            settle: Duration::from_millis(8),
-            nice: 0,
-            check_on_watcher: false,
-        };
+        let old_way =
+            Settings { direct: false, quick_opt_level: None, settle: Duration::from_millis(8), nice: 0, check_on_watcher: false, quick_thin_lto: false };
         assert_eq!(s, old_way);
         assert!(s.apply("tiers=7").is_err() && s.apply("speed=11").is_err() && s.apply("nice").is_err());
     }
