@@ -34,7 +34,10 @@ const VARIANTS: [(&str, &str); 11] = [
     ("kept, but the probe in frames", "check=frames"),
     ("kept, but the quick tier with ThinLTO", "thinlto=on"),
     ("kept, but opt-level 1 first", "tiers=1"),
-    ("kept: rustc direct, tiers (opt-level 0, no ThinLTO, first), settle 2, nice 0, probe on the watcher (default)", ""),
+    (
+        "kept: rustc direct, tiers (opt-level 0, no ThinLTO, first), settle 2, nice 0, probe on the watcher (default)",
+        "",
+    ),
 ];
 
 /// One edit's parts, in ms.
