@@ -23,24 +23,7 @@ const LSB: f64 = 1.0 / 32768.0;
 /// recurrence residual exceeds 4 LSB (see `tone.rs`), or a run of `SILENT_RUN` near-zero samples.
 pub fn find_gaps(samples: &[f64], tone_hz: f64, rate: f64) -> Vec<Gap> {
     let two_cos_w = 2.0 * (std::f64::consts::TAU * tone_hz / rate).cos();
-    let mut gaps: Vec<Gap> = Vec::new();
-    let mut silent = 0usize;
-    let mark = |i: usize, gaps: &mut Vec<Gap>| match gaps.last_mut() {
-        Some(g) if i <= g.at + g.span + MERGE => g.span = g.span.max(i + 1 - g.at),
-        _ => gaps.push(Gap { at: i, span: 1 }),
-    };
-    for i in 0..samples.len() {
-        let x = samples[i];
-        silent = if x.abs() <= 1.5 * LSB { silent + 1 } else { 0 };
-        if silent >= SILENT_RUN {
-            mark(i + 1 - silent, &mut gaps);
-            mark(i, &mut gaps);
-        }
-        if i >= 2 && (x + samples[i - 2] - two_cos_w * samples[i - 1]).abs() > 4.0 * LSB {
-            mark(i, &mut gaps);
-        }
-    }
-    gaps
+    scan(samples, |i| i >= 2 && (samples[i] + samples[i - 2] - two_cos_w * samples[i - 1]).abs() > 4.0 * LSB)
 }
 
 /// Gaps in a tone whose pitch moves (up to `max_hz`), where the sine recurrence of
@@ -50,6 +33,12 @@ pub fn find_gaps(samples: &[f64], tone_hz: f64, rate: f64) -> Vec<Gap> {
 /// samples of nearly equal value is not seen.
 pub fn find_breaks(samples: &[f64], max_hz: f64, rate: f64) -> Vec<Gap> {
     let max_step = 2.0 * std::f64::consts::TAU * max_hz / rate;
+    scan(samples, |i| i >= 1 && (samples[i] - samples[i - 1]).abs() > max_step)
+}
+
+/// The gaps both finders share: runs of `SILENT_RUN` near-zero samples, plus every sample
+/// `jumps_at` flags, merged when within `MERGE` samples of each other.
+fn scan(samples: &[f64], jumps_at: impl Fn(usize) -> bool) -> Vec<Gap> {
     let mut gaps: Vec<Gap> = Vec::new();
     let mut silent = 0usize;
     let mark = |i: usize, gaps: &mut Vec<Gap>| match gaps.last_mut() {
@@ -62,7 +51,7 @@ pub fn find_breaks(samples: &[f64], max_hz: f64, rate: f64) -> Vec<Gap> {
             mark(i + 1 - silent, &mut gaps);
             mark(i, &mut gaps);
         }
-        if i >= 1 && (samples[i] - samples[i - 1]).abs() > max_step {
+        if jumps_at(i) {
             mark(i, &mut gaps);
         }
     }
