@@ -365,6 +365,14 @@ fn rtkit_grants_the_sound_threads_to_a_user_without_the_right() {
     assert_eq!(granted_to(no_rt_pid), 0, "--no-rt asks nothing:\n{log}");
 }
 
+/// A socket anyone may connect to that accepts and never answers, while the listener is held.
+fn mute_socket(dir: &Path, name: &str) -> (PathBuf, std::os::unix::net::UnixListener) {
+    let path = dir.join(name);
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind the mute socket");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    (path, listener)
+}
+
 /// Threads the frame thread starts after the grant do not inherit it (rtkit sets
 /// SCHED_RESET_ON_FORK): the sound server dies mid-run and its socket is replaced by one that
 /// accepts and never answers (held here), so the frame thread's device-open helper
@@ -377,9 +385,7 @@ fn a_device_open_helper_started_after_the_grant_stays_normal() {
     }
     let bus = SystemBus::start(true);
     let copies = copy_for_nobody(bus.dir.path());
-    let mute = bus.dir.path().join("mute-server");
-    let _listener = std::os::unix::net::UnixListener::bind(&mute).expect("bind the mute socket");
-    std::fs::set_permissions(&mute, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (mute, _listener) = mute_socket(bus.dir.path(), "mute-server");
     let mut helper = None;
     let output = run_as_nobody(&bus, &copies, &[], None, |line, pid| {
         assert!(line.contains("frame thread SCHED_RR 10 (rtkit)"), "{line}");
@@ -442,9 +448,7 @@ fn a_bus_that_never_answers_costs_start_up_a_bounded_wait() {
     }
     let bus = SystemBus::start(false);
     let copies = copy_for_nobody(bus.dir.path());
-    let mute = bus.dir.path().join("mute-bus");
-    let _listener = std::os::unix::net::UnixListener::bind(&mute).expect("bind the mute socket");
-    std::fs::set_permissions(&mute, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (mute, _listener) = mute_socket(bus.dir.path(), "mute-bus");
     let start = Instant::now();
     let mute_address = format!("unix:path={}", mute.display());
     let output = run_as_nobody(&bus, &copies, &[], Some(&mute_address), |line, _| {
