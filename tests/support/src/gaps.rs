@@ -45,8 +45,8 @@ fn scan(samples: &[f64], jumps_at: impl Fn(usize) -> bool) -> Vec<Gap> {
         Some(g) if i <= g.at + g.span + MERGE => g.span = g.span.max(i + 1 - g.at),
         _ => gaps.push(Gap { at: i, span: 1 }),
     };
-    for i in 0..samples.len() {
-        silent = if samples[i].abs() <= 1.5 * LSB { silent + 1 } else { 0 };
+    for (i, x) in samples.iter().enumerate() {
+        silent = if x.abs() <= 1.5 * LSB { silent + 1 } else { 0 };
         if silent >= SILENT_RUN {
             mark(i + 1 - silent, &mut gaps);
             mark(i, &mut gaps);
