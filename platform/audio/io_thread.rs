@@ -162,9 +162,10 @@ impl IoLink {
         let (devices, handed) = sync_channel(1);
         let thread_shared = shared.clone();
         let name = name.to_string();
-        let thread = std::thread::Builder::new()
-            .name(THREAD_NAME.into())
-            .spawn(move || run(&name, consumer, &thread_shared, handed, (device, silence), epoch))?;
+        let thread = std::thread::Builder::new().name(THREAD_NAME.into()).spawn(move || {
+            let _platform = crate::reload::platform_thread();
+            run(&name, consumer, &thread_shared, handed, (device, silence), epoch);
+        })?;
         // Until the thread runs (named, its first measurement published): real-time priority
         // is given right after the open, to the threads found by name then (rt.rs).
         let until = Instant::now() + Duration::from_secs(1);

@@ -26,6 +26,7 @@ where
     let (tx, rx) = mpsc::channel();
     let worker_tx = tx.clone();
     let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
+        let _platform = crate::reload::platform_thread();
         let _ = worker_tx.send(open());
     });
     if let Err(e) = spawned {

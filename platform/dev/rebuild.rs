@@ -71,7 +71,10 @@ impl BuildWatcher {
             started: building_tx,
             preparer,
         };
-        std::thread::Builder::new().name("game-rebuild".into()).spawn(move || supervise(&mut job))?;
+        std::thread::Builder::new().name("game-rebuild".into()).spawn(move || {
+            let _platform = crate::reload::platform_thread();
+            supervise(&mut job);
+        })?;
         Ok(Self { events, building })
     }
 

@@ -60,9 +60,10 @@ impl Watchdog {
             return Err(io::Error::from_raw_os_error(error));
         }
         let seen = Arc::clone(&shared);
-        let thread = thread::Builder::new()
-            .name("game-watchdog".into())
-            .spawn(move || watch(&seen, target, cpu_clock, timeout))?;
+        let thread = thread::Builder::new().name("game-watchdog".into()).spawn(move || {
+            let _platform = crate::reload::platform_thread();
+            watch(&seen, target, cpu_clock, timeout);
+        })?;
         Ok(Watchdog { shared, thread: Some(thread) })
     }
 

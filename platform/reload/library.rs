@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use handmade_api::{
     game_output_sound_stub, game_update_and_render_stub, GameApiVersionFn, GameMigrateStateFn, GameOutputSoundFn,
@@ -110,12 +111,52 @@ pub enum CodeInUse {
     CannotTell,
 }
 
-/// Looks at every other thread of this process: is it stopped inside the library mapped from
+/// Kernel ids of the threads the platform started that never call the game's code (the
+/// rebuild, the watchdog, the audio I/O and device-open helpers), each for its lifetime. The
+/// stack check below skips them: a freed buffer's address can be reused for a library mapped
+/// later, and a stale word on such a thread's stack then points into that library's code.
+/// Seen: after a rollback from a panicking build linked against the shared std, the rebuild
+/// thread's stack held one, and the library was kept mapped with a warning about game threads.
+static PLATFORM_THREADS: [AtomicI32; 16] = [const { AtomicI32::new(0) }; 16];
+
+/// The calling thread counts as the platform's own until this drops (hold it for the thread's
+/// whole function). When every slot is taken, the thread is checked like any other.
+pub struct PlatformThread(Option<usize>);
+
+pub fn platform_thread() -> PlatformThread {
+    // SAFETY: `gettid` takes no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    let slot = PLATFORM_THREADS
+        .iter()
+        .position(|slot| slot.compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed).is_ok());
+    PlatformThread(slot)
+}
+
+impl Drop for PlatformThread {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0 {
+            PLATFORM_THREADS[slot].store(0, Ordering::Release);
+        }
+    }
+}
+
+fn is_platform_thread(tid: i32) -> bool {
+    tid != 0 && PLATFORM_THREADS.iter().any(|slot| slot.load(Ordering::Acquire) == tid)
+}
+
+/// Looks at every other thread of this process but the platform's own: is it stopped inside the library mapped from
 /// `copy`, or does its stack hold a return address into it (a loader thread sleeping in a
 /// system call the library made)? Reads `/proc/self/maps`, `/proc/self/task/*/syscall` and the
 /// stacks themselves (with `process_vm_readv`, which fails instead of faulting on a page that is
 /// gone). Allocates: called when a library is retired, never in a normal frame.
 pub fn code_in_use(copy: &Path) -> CodeInUse {
+    // SAFETY: `gettid` takes no arguments and cannot fail.
+    let me = unsafe { libc::gettid() };
+    threads_in(copy, &|tid| tid != me && !is_platform_thread(tid))
+}
+
+/// `code_in_use` over the threads whose kernel id `consider` accepts.
+fn threads_in(copy: &Path, consider: &dyn Fn(i32) -> bool) -> CodeInUse {
     let Ok(maps) = fs::read_to_string("/proc/self/maps") else { return CodeInUse::CannotTell };
     let copy = copy.to_string_lossy();
     let code: Vec<(usize, usize)> =
@@ -124,10 +165,9 @@ pub fn code_in_use(copy: &Path) -> CodeInUse {
         return CodeInUse::No;
     }
     let Ok(tasks) = fs::read_dir("/proc/self/task") else { return CodeInUse::CannotTell };
-    // SAFETY: `gettid` takes no arguments and cannot fail.
-    let me = unsafe { libc::gettid() }.to_string();
     let mut verdict = CodeInUse::No;
-    for task in tasks.flatten().filter(|t| t.file_name() != me.as_str()) {
+    let tid = |t: &fs::DirEntry| t.file_name().to_str().and_then(|n| n.parse().ok()).unwrap_or(0);
+    for task in tasks.flatten().filter(|t| consider(tid(t))) {
         let Ok(syscall) = fs::read_to_string(task.path().join("syscall")) else { continue };
         let fields: Vec<&str> = syscall.split_whitespace().collect();
         let (Some(sp), Some(pc)) = (fields.iter().rev().nth(1), fields.last()) else {
@@ -212,6 +252,38 @@ mod tests {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         sleeper.join().unwrap();
         assert_eq!(code_in_use(Path::new("/no/such/library.so")), CodeInUse::No);
+    }
+
+    #[test]
+    fn the_platforms_own_threads_are_not_looked_at() {
+        // A thread of this binary sleeping inside its code, marked as the platform's: seen when
+        // looked at, skipped by the check, and looked at again once its mark is dropped.
+        let exe = fs::read_link("/proc/self/exe").unwrap();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (unmark_tx, unmark_rx) = std::sync::mpsc::channel::<()>();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            let mark = platform_thread();
+            // SAFETY: `gettid` takes no arguments and cannot fail.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            unmark_rx.recv().unwrap();
+            drop(mark);
+            stop_rx.recv().unwrap();
+        });
+        let tid = tid_rx.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let settled = |consider: &dyn Fn(i32) -> bool| {
+            (0..50).map(|_| threads_in(&exe, consider)).find(|v| *v != CodeInUse::CannotTell)
+        };
+        assert!(is_platform_thread(tid));
+        assert_eq!(settled(&|t| t == tid), Some(CodeInUse::Yes), "its stack returns into this binary");
+        assert_eq!(settled(&|t| t == tid && !is_platform_thread(t)), Some(CodeInUse::No));
+        unmark_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!is_platform_thread(tid));
+        assert_eq!(settled(&|t| t == tid && !is_platform_thread(t)), Some(CodeInUse::Yes));
+        stop_tx.send(()).unwrap();
+        sleeper.join().unwrap();
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod load_probe;
 
 pub use error::GameCodeError;
 use library::{code_in_use, CodeInUse};
-pub use library::{mapped_copies, GameFunctions};
+pub use library::{mapped_copies, platform_thread, GameFunctions};
 pub use load_probe::{LoadProbe, ProbeResult, ProbeRun};
 
 use crate::private_fs::{non_file_kind, private_dir, refuse_unsafe};
