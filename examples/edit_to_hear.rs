@@ -23,7 +23,7 @@ use handmade_support::{copy_workspace, platform_binary, read_wav, stat, LogWatch
 const ANCHOR: &str = "const AMPLITUDE: f32 = 0.25;";
 
 /// Name and `HANDMADE_EDIT_LOOP` of each variant; the first is the old way, the last the default.
-const VARIANTS: [(&str, &str); 11] = [
+const VARIANTS: [(&str, &str); 13] = [
     ("before: cargo, one tier, settle 8, nice 10", "direct=off,tiers=off,settle_ms=8,nice=10,check=frames"),
     ("lever: rustc direct", "direct=on,tiers=off,settle_ms=8,nice=10,check=frames"),
     ("lever: tiers (opt-level 0 first)", "direct=off,tiers=0,settle_ms=8,nice=10,check=frames"),
@@ -34,8 +34,10 @@ const VARIANTS: [(&str, &str); 11] = [
     ("kept, but the probe in frames", "check=frames"),
     ("kept, but the quick tier with ThinLTO", "thinlto=on"),
     ("kept, but opt-level 1 first", "tiers=1"),
+    ("kept, but the profile's 256 codegen units", "units=profile"),
+    ("kept, but std linked into the quick tier", "std=static"),
     (
-        "kept: rustc direct, tiers (opt-level 0, no ThinLTO, first), settle 2, nice 0, probe on the watcher (default)",
+        "kept: rustc direct, tiers (opt-level 0, no ThinLTO, 8 units, shared std, first), settle 2, nice 0, probe on the watcher (default)",
         "",
     ),
 ];
@@ -47,6 +49,9 @@ struct Sample {
     build1: f64,
     build2: f64,
     after: f64,
+    /// Of `after`: the copy, checks and probe, and the load itself.
+    check: f64,
+    load: f64,
     total: f64,
     outside: f64,
 }
@@ -169,13 +174,16 @@ fn edit(v: &mut Variant, i: usize, warm_up: bool) {
     }
     let (detect, build, total) =
         (field_ms(&first, "detect"), field_ms(&first, "build"), field_ms(&first, "save-to-code"));
-    let sample = Sample { detect, build1: tiers.0, build2: tiers.1, after: total - detect - build, total, outside };
+    let check = field_ms(&first, "checked on the watcher").min(field_ms(&first, "checked in frames"));
+    let load = field_ms(&first, ", load");
+    let after = total - detect - build;
+    let sample = Sample { detect, build1: tiers.0, build2: tiers.1, after, check, load, total, outside };
     if warm_up {
         return;
     }
     println!(
-        "  {:<44} edit {i}: total {total:>4.0} ms (detect {detect:.1}, build {:.0}/{:.0}, after {:.0}), outside {outside:.0}",
-        v.name, sample.build1, sample.build2, sample.after
+        "  {:<44} edit {i}: total {total:>4.0} ms (detect {detect:.1}, build {:.0}/{:.0}, after {after:.0}: check {check:.1}, load {load:.1}), outside {outside:.0}",
+        v.name, sample.build1, sample.build2
     );
     v.samples.push(sample);
 }

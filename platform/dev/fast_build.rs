@@ -10,7 +10,13 @@
 //!   optimised build stops it: it would be stale. The quick tier also skips rustc's ThinLTO
 //!   across codegen units (`-C lto=off`), which at opt-level 1 with 256 units is the largest
 //!   single pass of a one-constant rebuild (`-Z time-passes`: `LLVM_thinlto`; measured 235 ->
-//!   175 ms); at the default opt-level 0 there is none to skip.
+//!   175 ms); at the default opt-level 0 there is none to skip. Two more choices make the
+//!   quick tier's link and incremental bookkeeping smaller (`-Z time-passes` of a one-constant
+//!   edit at opt-level 0: link 38 ms of 140): 8 codegen units instead of the profile's 256
+//!   (fewer objects to hash, keep and link), and the standard library linked as the toolchain's
+//!   `libstd-*.so` (`-C prefer-dynamic`, found through a run path into rustc's own target
+//!   library directory) instead of copied into every build. Only the quick tier does either:
+//!   the optimised tier, the one that stays, is built as cargo builds it.
 //! - cargo's own lock is honoured: the direct build takes `target/<profile>/.cargo-lock` as
 //!   cargo does, and a wait for it over a second is said in one line, as is cargo's "Blocking
 //!   waiting for file lock" (cargo runs without `--quiet`, its stderr read as it comes).
@@ -55,6 +61,10 @@ pub struct Settings {
     /// Keep rustc's ThinLTO across codegen units in the quick tier (off by default: see the
     /// header). Only the direct build honours it; cargo's `game-quick*` profiles set `lto = "off"`.
     pub quick_thin_lto: bool,
+    /// Codegen units of the direct quick tier (`None`: the profile's).
+    pub quick_units: Option<u16>,
+    /// Link the direct quick tier against the toolchain's shared standard library.
+    pub quick_shared_std: bool,
 }
 
 impl Default for Settings {
@@ -66,14 +76,16 @@ impl Default for Settings {
             nice: 0,
             check_on_watcher: true,
             quick_thin_lto: false,
+            quick_units: Some(8),
+            quick_shared_std: true,
         }
     }
 }
 
 impl Settings {
     /// The defaults, changed by `HANDMADE_EDIT_LOOP` (`direct=on|off`, `tiers=off|0|1`,
-    /// `settle_ms=N`, `nice=N`, `check=watcher|frames`, `thinlto=on|off`); an unknown item is
-    /// said once and ignored.
+    /// `settle_ms=N`, `nice=N`, `check=watcher|frames`, `thinlto=on|off`, `units=N|profile`,
+    /// `std=shared|static`); an unknown item is said once and ignored.
     pub fn from_env() -> Self {
         let mut settings = Self::default();
         let Some(spec) = std::env::var_os("HANDMADE_EDIT_LOOP") else { return settings };
@@ -99,6 +111,10 @@ impl Settings {
             ("check", "frames") => self.check_on_watcher = false,
             ("thinlto", "on") => self.quick_thin_lto = true,
             ("thinlto", "off") => self.quick_thin_lto = false,
+            ("units", "profile") => self.quick_units = None,
+            ("units", n) => self.quick_units = Some(n.parse().ok().filter(|n| (1..=256).contains(n)).ok_or_else(bad)?),
+            ("std", "shared") => self.quick_shared_std = true,
+            ("std", "static") => self.quick_shared_std = false,
             _ => return Err(format!("unknown setting `{item}`")),
         }
         Ok(())
@@ -107,8 +123,10 @@ impl Settings {
     /// One line for the log: what the watcher does on a save.
     pub fn describe(&self) -> String {
         let lto = if self.quick_thin_lto { "" } else { " without ThinLTO" };
+        let units = self.quick_units.map_or_else(String::new, |n| format!(", {n} codegen units"));
+        let std = if self.quick_shared_std { ", shared std" } else { "" };
         let tiers = match self.quick_opt_level {
-            Some(level) => format!("opt-level {level}{lto} first, then the profile's"),
+            Some(level) => format!("opt-level {level}{lto}{units}{std} first, then the profile's"),
             None => "one tier".to_string(),
         };
         let how = if self.direct { "rustc direct when only game sources change" } else { "cargo always" };
@@ -204,14 +222,19 @@ impl RustcCommand {
 
     /// The quick tier: another opt-level, its own output and incremental directories (an
     /// opt-level change would throw the optimised tier's incremental cache away), no dep-info,
-    /// and unless `thin_lto`, no ThinLTO across codegen units.
-    fn quick(&self, opt_level: u8, thin_lto: bool, out_dir: &Path, incremental: &Path) -> Self {
+    /// unless `thin_lto` no ThinLTO across codegen units, `units` codegen units, and with
+    /// `shared_std` (the toolchain's target library directory) the shared standard library.
+    fn quick(&self, q: &Quick<'_>) -> Self {
+        let Quick { opt_level, thin_lto, out_dir, incremental, .. } = *q;
         let mut out = self.human();
         let mut i = 0;
         while i + 1 < out.args.len() {
             let (flag, value) = (&out.args[i], &out.args[i + 1]);
             if flag == "-C" && value.starts_with("opt-level=") {
                 out.args[i + 1] = format!("opt-level={opt_level}");
+            } else if flag == "-C" && value.starts_with("codegen-units=") && q.units.is_some() {
+                out.args.drain(i..i + 2);
+                continue;
             } else if flag == "-C" && value.starts_with("lto=") && !thin_lto {
                 out.args[i + 1] = "lto=off".into();
             } else if flag == "-C" && value.starts_with("incremental=") {
@@ -232,7 +255,29 @@ impl RustcCommand {
         if out.codegen("lto").is_none() && !thin_lto {
             out.args.extend(["-C".into(), "lto=off".into()]);
         }
+        if let Some(units) = q.units {
+            out.args.extend(["-C".into(), format!("codegen-units={units}")]);
+        }
+        if let Some(dir) = q.shared_std {
+            out.args.extend(["-C".into(), "prefer-dynamic".into()]);
+            out.args.extend(["-C".into(), format!("link-arg=-Wl,-rpath,{}", dir.display())]);
+        }
         out
+    }
+
+    /// The directory of the toolchain's `libstd-*.so` (`rustc --print target-libdir`), if it
+    /// has one: what a build with `-C prefer-dynamic` needs at run time.
+    fn shared_std_dir(&self) -> Option<PathBuf> {
+        let mut cmd = Command::new(&self.program);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v))).args(["--print", "target-libdir"]);
+        let out = cmd.stderr(Stdio::null()).output().ok().filter(|o| o.status.success())?;
+        let dir = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+        let has_std = std::fs::read_dir(&dir).ok()?.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("libstd-") && name.ends_with(".so")
+        });
+        has_std.then_some(dir)
     }
 
     fn command(&self, cwd: &Path) -> Command {
@@ -240,6 +285,17 @@ impl RustcCommand {
         cmd.args(&self.args).current_dir(cwd).envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
+}
+
+/// What the quick tier changes in the captured command.
+#[derive(Clone, Copy)]
+struct Quick<'a> {
+    opt_level: u8,
+    thin_lto: bool,
+    units: Option<u16>,
+    shared_std: Option<&'a Path>,
+    out_dir: &'a Path,
+    incremental: &'a Path,
 }
 
 /// `KEY=value` at the head of a shell command line.
@@ -291,6 +347,8 @@ struct Captured {
     /// Manifests, the lock file and every dependency's sources (from cargo's dep-info files).
     inputs: Vec<PathBuf>,
     at: SystemTime,
+    /// Where the toolchain's shared standard library is (`None`: it has none).
+    std_dir: Option<PathBuf>,
 }
 
 /// Builds the game of one workspace, in tiers, by rustc or cargo.
@@ -393,12 +451,20 @@ impl GameBuilder {
     /// directory, then installed over the watched library.
     fn build_quick_direct(&mut self, opt_level: u8) -> TierResult {
         let start = Instant::now();
-        let rustc = self.captured.as_ref().map(|c| c.rustc.clone()).expect("direct builds have a command");
+        let captured = self.captured.as_ref().expect("direct builds have a command");
+        let rustc = captured.rustc.clone();
         let dir = self.profile_dir().join("handmade-quick");
         let out = dir.join(format!("opt{opt_level}"));
         let _ = std::fs::create_dir_all(&out);
         let incremental = dir.join(format!("incremental-opt{opt_level}"));
-        let quick = rustc.quick(opt_level, self.settings.quick_thin_lto, &out, &incremental);
+        let quick = rustc.quick(&Quick {
+            opt_level,
+            thin_lto: self.settings.quick_thin_lto,
+            units: self.settings.quick_units,
+            shared_std: captured.std_dir.as_deref().filter(|_| self.settings.quick_shared_std),
+            out_dir: &out,
+            incremental: &incremental,
+        });
         let by = "rustc";
         let opt = opt_level.to_string();
         match self.run_rustc(quick.command(&self.workspace), self.settings.nice, None) {
@@ -495,7 +561,11 @@ impl GameBuilder {
         ];
         inputs.extend(dependency_sources(&deps, &self.workspace, &self.game_dir));
         log::debug!("captured the game's rustc command ({} other inputs watched)", inputs.len());
-        self.captured = Some(Captured { rustc, inputs, at: SystemTime::now() });
+        let std_dir = if self.settings.quick_shared_std { rustc.shared_std_dir() } else { None };
+        if self.settings.quick_shared_std && std_dir.is_none() {
+            log::info!("this toolchain has no shared standard library: the quick tier links it in");
+        }
+        self.captured = Some(Captured { rustc, inputs, at: SystemTime::now(), std_dir });
     }
 }
 
@@ -718,11 +788,27 @@ mod tests {
     #[test]
     fn the_quick_tier_has_its_own_level_and_directories() {
         let cmd = RustcCommand::from_cargo_line(LINE).unwrap();
-        let quick = cmd.quick(1, false, Path::new("/t/q/out"), Path::new("/t/q/inc"));
+        let q = Quick {
+            opt_level: 1,
+            thin_lto: false,
+            units: None,
+            shared_std: None,
+            out_dir: Path::new("/t/q/out"),
+            incremental: Path::new("/t/q/inc"),
+        };
+        let quick = cmd.quick(&q);
         assert_eq!(quick.opt_level(), "1");
         assert_eq!(quick.codegen("lto"), Some("off"), "no ThinLTO across codegen units");
-        let with_lto = cmd.quick(1, true, Path::new("/t/q/out"), Path::new("/t/q/inc"));
+        assert!(!quick.args.iter().any(|a| a.contains("prefer-dynamic") || a.contains("rpath")));
+        let with_lto = cmd.quick(&Quick { thin_lto: true, ..q });
         assert_eq!(with_lto.codegen("lto"), None, "rustc's default, as cargo's `lto = false`");
+        let units = cmd.quick(&Quick { units: Some(8), ..q }).quick(&Quick { units: Some(4), ..q });
+        assert_eq!(units.args.iter().filter(|a| a.starts_with("codegen-units=")).count(), 1, "{:?}", units.args);
+        assert_eq!(units.codegen("codegen-units"), Some("4"));
+        let shared = cmd.quick(&Quick { shared_std: Some(Path::new("/sys/lib")), ..q });
+        assert_eq!(shared.codegen("prefer-dynamic"), None, "a flag without a value");
+        assert!(shared.args.windows(2).any(|w| w[0] == "-C" && w[1] == "prefer-dynamic"));
+        assert_eq!(shared.codegen("link-arg"), Some("-Wl,-rpath,/sys/lib"));
         assert_eq!(quick.out_dir(), Some(PathBuf::from("/t/q/out")));
         assert_eq!(quick.codegen("incremental"), Some("/t/q/inc"));
         assert!(quick.args.contains(&"--emit=link".to_string()));
@@ -752,9 +838,15 @@ mod tests {
             nice: 0,
             check_on_watcher: false,
             quick_thin_lto: false,
+            quick_units: Some(8),
+            quick_shared_std: true,
         };
         assert_eq!(s, old_way);
         assert!(s.apply("tiers=7").is_err() && s.apply("speed=11").is_err() && s.apply("nice").is_err());
+        s.apply("units=profile").unwrap();
+        s.apply("std=static").unwrap();
+        assert_eq!((s.quick_units, s.quick_shared_std), (None, false));
+        assert!(s.apply("units=0").is_err() && s.apply("std=maybe").is_err());
     }
 
     #[test]

@@ -154,13 +154,22 @@ pub fn workspace_dir() -> Option<PathBuf> {
     found.or_else(|| is_checkout(&built).then_some(built))
 }
 
-/// The Cargo profile the game is built with.
+/// The Cargo profile the game is built with: `dev` for a debug platform, `game-fast` for an
+/// optimised one, unless `HANDMADE_GAME_PROFILE` names one of the two (a debug platform with
+/// the optimised game and its two-tier rebuild: how the tests run that path without building
+/// an optimised platform).
 pub fn game_profile() -> &'static str {
-    if env!("HANDMADE_OPT_LEVEL") == "0" {
-        "dev"
-    } else {
-        "game-fast"
-    }
+    static PROFILE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    let built = if env!("HANDMADE_OPT_LEVEL") == "0" { "dev" } else { "game-fast" };
+    PROFILE.get_or_init(|| match std::env::var("HANDMADE_GAME_PROFILE") {
+        Ok(p) if p == "dev" => "dev",
+        Ok(p) if p == "game-fast" => "game-fast",
+        Ok(p) => {
+            log::warn!("HANDMADE_GAME_PROFILE={p}: not `dev` or `game-fast`; the game is built with {built}");
+            built
+        }
+        Err(_) => built,
+    })
 }
 
 /// The target directory for `workspace`: `CARGO_TARGET_DIR` if set; the one this binary was

@@ -129,7 +129,19 @@ pub fn spawn_watching(
     wav: &std::path::Path,
     timeout: std::time::Duration,
 ) -> (Child, LogWatcher) {
+    spawn_watching_with(ws, target, wav, timeout, &[])
+}
+
+/// `spawn_watching` with more environment for the platform (`HANDMADE_GAME_PROFILE`...).
+pub fn spawn_watching_with(
+    ws: &std::path::Path,
+    target: &std::path::Path,
+    wav: &std::path::Path,
+    timeout: std::time::Duration,
+    env: &[(&str, &str)],
+) -> (Child, LogWatcher) {
     let mut child = Command::new(crate::platform_binary())
+        .envs(env.iter().copied())
         .args(["--headless", "--realtime", "--audio", "wav", "--stats"])
         .arg("--wav-out")
         .arg(wav)
