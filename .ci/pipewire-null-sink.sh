@@ -100,11 +100,31 @@ export PIPEWIRE_LOG_SYSTEMD=false
 echo "autospawn = no" >"$XDG_CONFIG_HOME/pulse/client.conf"
 export PULSE_CLIENTCONFIG=$XDG_CONFIG_HOME/pulse/client.conf
 
-# ALSA's `default` goes to the pulse plugin (libasound2-plugins), and so to pipewire-pulse.
-cat >"$HOME/.asoundrc" <<'EOF'
-pcm.!default { type pulse }
-ctl.!default { type pulse }
-EOF
+# ALSA's `default`: through PipeWire's own ALSA plugin (pipewire-alsa) straight into the
+# graph, as on a PipeWire desktop, or through the pulse plugin (libasound2-plugins) into
+# pipewire-pulse. Either way into the null sink, the default sink, named here as well so a run
+# never lands elsewhere. Written out rather than left to /etc/alsa/conf.d, so the choice holds
+# whatever the machine has installed.
+alsa_path=${PIPEWIRE_NULL_SINK_ALSA:-pulse}
+case $alsa_path in
+    pipewire)
+        [[ -e /usr/share/alsa/alsa.conf.d/50-pipewire.conf ]] || {
+            echo "pipewire-null-sink: pipewire-alsa is not installed (.ci/setup.sh)" >&2
+            exit 3
+        }
+        printf 'pcm.!default { type pipewire playback_node "%s" capture_node "%s.monitor" }\n' \
+            "$SINK" "$SINK" >"$HOME/.asoundrc"
+        echo 'ctl.!default { type pipewire }' >>"$HOME/.asoundrc"
+        ;;
+    pulse)
+        printf 'pcm.!default { type pulse }\nctl.!default { type pulse }\n' >"$HOME/.asoundrc"
+        ;;
+    *)
+        echo "pipewire-null-sink: PIPEWIRE_NULL_SINK_ALSA=$alsa_path: not pipewire or pulse" >&2
+        exit 2
+        ;;
+esac
+export PIPEWIRE_NULL_SINK_ALSA=$alsa_path
 
 # The session bus: WirePlumber needs one (it also owns the device reservation names there).
 # It is not the sound server, so a test's kill/start hooks leave it running.
