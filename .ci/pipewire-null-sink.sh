@@ -7,7 +7,7 @@
 #! Usage:
 #!   .ci/pipewire-null-sink.sh run [--record OUT.wav] [--keep-log] -- COMMAND [ARGS...]
 #!       Starts the servers, runs COMMAND with PULSE_SERVER (pipewire-pulse), HOME (holding an
-#!       .asoundrc that routes ALSA's `default` to the pulse plugin) and SDL_AUDIODRIVER set,
+#!       .asoundrc that routes ALSA's `default` to the null sink) and SDL_AUDIODRIVER set,
 #!       and with --record captures what the sink played (its monitor, 48 kHz s16le stereo
 #!       WAV). Exits with COMMAND's status.
 #!   .ci/pipewire-null-sink.sh shell
@@ -19,12 +19,15 @@
 #! PULSE_NULL_SINK_PIDS (a script printing the sound servers' pids, for stop/cont fault tests).
 #! SDL_AUDIODRIVER is `pulseaudio` (through pipewire-pulse) unless
 #! PIPEWIRE_NULL_SINK_SDL_DRIVER names another (`pipewire`: SDL's own PipeWire driver).
+#! ALSA's `default` goes through the pulse plugin into pipewire-pulse unless
+#! PIPEWIRE_NULL_SINK_ALSA=pipewire: through PipeWire's own ALSA plugin (pipewire-alsa), as on
+#! a PipeWire desktop. COMMAND sees PIPEWIRE_NULL_SINK_ALSA set to the path taken.
 set -euo pipefail
 
 SINK=handmade_null
 RATE=48000
 
-USAGE_END=22
+USAGE_END=24
 # shellcheck source=null-sink-args.sh
 source "$(dirname "$0")/null-sink-args.sh"
 for tool in pipewire wireplumber pipewire-pulse dbus-daemon pactl; do

@@ -17,6 +17,7 @@ PACKAGES=(
     pipewire
     pipewire-bin
     pipewire-pulse
+    pipewire-alsa
     wireplumber
     dbus
     rtkit
