@@ -103,6 +103,57 @@ export PIPEWIRE_LOG_SYSTEMD=false
 echo "autospawn = no" >"$XDG_CONFIG_HOME/pulse/client.conf"
 export PULSE_CLIENTCONFIG=$XDG_CONFIG_HOME/pulse/client.conf
 
+# The directory holding PipeWire's ALSA plugins: the system's when pipewire-alsa is installed.
+# Debian 12's pipewire-alsa conflicts with pulseaudio (installing it removes the PulseAudio the
+# other harness needs), so otherwise the plugins are unpacked from the package matching the
+# installed libpipewire (apt-get download, dpkg-deb -x: no install, no root) into a cache, once.
+pipewire_alsa_plugins() {
+    local libasound system version cache work unpacked
+    libasound=$(ldconfig -p | awk '/libasound\.so\.2 /{print $NF; exit}')
+    system=$(dirname "${libasound:-/usr/lib/x}")/alsa-lib
+    if [[ -e $system/libasound_module_pcm_pipewire.so ]]; then
+        echo "$system"
+        return
+    fi
+    version=$(dpkg-query -W -f='${Version}' libpipewire-0.3-0 2>/dev/null) || {
+        echo "pipewire-null-sink: no libpipewire-0.3-0 package to match pipewire-alsa to" >&2
+        return 1
+    }
+    cache=${HANDMADE_CACHE:-$real_home/.cache/handmade}/pipewire-alsa-$version
+    if [[ ! -e $cache/libasound_module_pcm_pipewire.so ]]; then
+        work=$(mktemp -d "$tmp/fetch.XXXXXX")
+        if ! (cd "$work" && apt-get download -q "pipewire-alsa=$version" && dpkg-deb -x pipewire-alsa_*.deb x) \
+            >"$work/log" 2>&1; then
+            echo "pipewire-null-sink: cannot unpack pipewire-alsa $version: $(grep -v '^W:' "$work/log" | tail -n 1)" >&2
+            return 1
+        fi
+        unpacked=$(dirname "$(find "$work/x" -name libasound_module_pcm_pipewire.so | head -n 1)")
+        mkdir -p "$(dirname "$cache")"
+        # Another run may be unpacking too: whoever renames first wins, the other's copy goes.
+        mv "$unpacked" "$cache.$$" && { mv -T "$cache.$$" "$cache" 2>/dev/null || rm -rf "$cache.$$"; }
+    fi
+    echo "$cache"
+}
+
+# The pulseaudio package's ALSA hook (/etc/alsa/conf.d/99-pulse.conf) makes `default` the pulse
+# plugin whenever a pulse server answers, overriding ~/.asoundrc; a PipeWire desktop has no
+# pulseaudio package, so no hook. ALSA_CONFIG_PATH names a copy of alsa.conf that reads a
+# private conf.d: every file of /etc/alsa/conf.d but that hook.
+without_pulse_hook() {
+    local top=${ALSA_CONFIG_PATH:-/usr/share/alsa/alsa.conf} conf_d=$tmp/alsa-conf.d file
+    mkdir -p "$conf_d"
+    for file in /etc/alsa/conf.d/*.conf; do
+        [[ -e $file ]] || continue
+        grep -q conf_pulse_hook_load_if_running "$file" || ln -s "$file" "$conf_d/"
+    done
+    sed "s#\"/etc/alsa/conf.d\"#\"$conf_d\"#" "$top" >"$tmp/alsa.conf"
+    grep -q "\"$conf_d\"" "$tmp/alsa.conf" || {
+        echo "pipewire-null-sink: $top does not load /etc/alsa/conf.d as expected" >&2
+        exit 3
+    }
+    export ALSA_CONFIG_PATH=$tmp/alsa.conf
+}
+
 # ALSA's `default`: through PipeWire's own ALSA plugin (pipewire-alsa) straight into the
 # graph, as on a PipeWire desktop, or through the pulse plugin (libasound2-plugins) into
 # pipewire-pulse. Either way into the null sink, the default sink, named here as well so a run
@@ -111,13 +162,14 @@ export PULSE_CLIENTCONFIG=$XDG_CONFIG_HOME/pulse/client.conf
 alsa_path=${PIPEWIRE_NULL_SINK_ALSA:-pulse}
 case $alsa_path in
     pipewire)
-        [[ -e /usr/share/alsa/alsa.conf.d/50-pipewire.conf ]] || {
-            echo "pipewire-null-sink: pipewire-alsa is not installed (.ci/setup.sh)" >&2
-            exit 3
-        }
-        printf 'pcm.!default { type pipewire playback_node "%s" capture_node "%s.monitor" }\n' \
-            "$SINK" "$SINK" >"$HOME/.asoundrc"
-        echo 'ctl.!default { type pipewire }' >>"$HOME/.asoundrc"
+        plugins=$(pipewire_alsa_plugins) || exit 3
+        without_pulse_hook
+        cat >"$HOME/.asoundrc" <<ASOUNDRC
+pcm_type.pipewire { lib "$plugins/libasound_module_pcm_pipewire.so" }
+ctl_type.pipewire { lib "$plugins/libasound_module_ctl_pipewire.so" }
+pcm.!default { type pipewire playback_node "$SINK" capture_node "$SINK.monitor" }
+ctl.!default { type pipewire }
+ASOUNDRC
         ;;
     pulse)
         printf 'pcm.!default { type pulse }\nctl.!default { type pulse }\n' >"$HOME/.asoundrc"

@@ -17,7 +17,6 @@ PACKAGES=(
     pipewire
     pipewire-bin
     pipewire-pulse
-    pipewire-alsa
     wireplumber
     dbus
     rtkit
