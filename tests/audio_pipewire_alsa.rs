@@ -216,3 +216,49 @@ fn the_pulse_path_is_told_from_the_pipewire_plugin() {
     };
     assert_eq!(platform_client(&run.dump), Client::Pulse, "{}", run.stderr());
 }
+
+/// PipeWire's ALSA plugin answers EPIPE, as for an underrun, to every call once the server is
+/// gone, and its `prepare` still succeeds: the platform used to prepare again every frame
+/// forever (allocating in the plugin each time; the I/O thread spun until RLIMIT_RTTIME demoted
+/// it) and never reopened. Killed 1.5 s into a 6 s run and started a second later: the loss and
+/// the recovery are one line each, and the loop keeps its pace.
+fn server_dies_and_returns(io: &str) {
+    if !programs_found() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let script = format!(
+        "'{}' --headless --audio alsa --alsa-io {io} --frames 360 --stats --no-rebuild --game-lib '{}' & p=$!; \
+         sleep 1.5; \"$PULSE_NULL_SINK_KILL\"; sleep 1; (\"$PULSE_NULL_SINK_START\" &); wait $p",
+        env!("CARGO_BIN_EXE_handmade"),
+        build_game_variant("").display()
+    );
+    let started = std::time::Instant::now();
+    let output = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/pipewire-null-sink.sh"))
+        .env("PIPEWIRE_NULL_SINK_ALSA", "pipewire")
+        .args(["run", "--", "bash", "-c", &script])
+        .output()
+        .expect("run .ci/pipewire-null-sink.sh");
+    let seconds = started.elapsed().as_secs_f64();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    if output.status.code() == Some(HARNESS_MISSING) {
+        return skip_unless_ci(&stderr);
+    }
+    assert!(output.status.success(), "{io}:\n{stdout}\n{stderr}");
+    assert_eq!(stat_u64(&output.stdout, "frames"), 360, "{stdout}");
+    assert!(seconds < 12.0, "{io}: 6 s of frames took {seconds:.1} s: the loop was held up");
+    let count = |text: &str| stderr.lines().filter(|l| l.contains(text)).count();
+    assert_eq!(count("alsa: lost `default`"), 1, "{io}: the loss is said once:\n{stderr}");
+    assert_eq!(count("alsa: `default` reopened"), 1, "{io}: and so is the recovery:\n{stderr}");
+    assert_eq!(count("RLIMIT_RTTIME); back to normal priority"), 0, "{io}: a sound thread spun:\n{stderr}");
+}
+
+#[test]
+fn alsa_survives_pipewire_dying_and_coming_back_through_its_alsa_plugin() {
+    server_dies_and_returns("frame");
+}
+
+#[test]
+fn alsa_io_thread_survives_pipewire_dying_and_coming_back_through_its_alsa_plugin() {
+    server_dies_and_returns("thread");
+}
