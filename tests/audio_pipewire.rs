@@ -2,9 +2,8 @@
 //! the platform's `gaps` figure against the gaps in the recording when there are many (a
 //! latency too low to be clean), through PipeWire (both ALSA plugins: pulse into
 //! pipewire-pulse, and PipeWire's own, tests/audio_pipewire_alsa.rs) and through PulseAudio;
-//! and the one line
-//! saying what real-time priority was granted. SDL through SDL's own PipeWire driver is in
-//! audio_sdl_pipewire.rs.
+//! and the one line saying what real-time priority was granted. SDL through SDL's own
+//! PipeWire driver is in audio_sdl_pipewire.rs.
 //!
 //! Needs pipewire, wireplumber, pipewire-pulse and pulseaudio (.ci/setup.sh); without them the
 //! tests say so and skip, except under `CI=true`.
