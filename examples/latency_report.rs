@@ -16,7 +16,7 @@
 //! `LATENCY_REPORT_REBUILD=1`: the game is a copy of the workspace's, watched (`--game-src`),
 //! and halfway through each run its source is saved again, so the platform rebuilds (cargo and
 //! rustc on the same 2 cores) and reloads it while the sound plays; the reloads are printed.
-//! `LATENCY_REPORT_GAPS=1` prints each recorded gap's length.
+//! `LATENCY_REPORT_GAPS=1` prints each recorded gap's length and where it is in the recording.
 //! `LATENCY_REPORT_PROMOTE=1`: the recorder and the pulse server's main thread at SCHED_FIFO
 //! (see `PROMOTE`).
 //! `LATENCY_REPORT_MS` lists the latencies (default `5,10,20`).
@@ -309,8 +309,10 @@ fn recorded_gaps(wav: &Path) -> f64 {
     }
     let gaps = find_gaps(&left[start..end], TONE_HZ, RATE);
     if std::env::var("LATENCY_REPORT_GAPS").as_deref() == Ok("1") {
-        let ms: Vec<String> = gaps.iter().map(|g| format!("{:.1}", g.span as f64 * 1000.0 / RATE)).collect();
-        eprintln!("recorded gaps (ms): {}", ms.join(" "));
+        let at = |g: &handmade_support::Gap| (start + g.at) as f64 / RATE;
+        let ms: Vec<String> =
+            gaps.iter().map(|g| format!("{:.1}@{:.1}s", g.span as f64 * 1000.0 / RATE, at(g))).collect();
+        eprintln!("recorded gaps (ms@s into the recording): {}", ms.join(" "));
     }
     gaps.len() as f64
 }
