@@ -7,7 +7,7 @@
 #! Usage:
 #!   .ci/pipewire-null-sink.sh run [--record OUT.wav] [--keep-log] -- COMMAND [ARGS...]
 #!       Starts the servers, runs COMMAND with PULSE_SERVER (pipewire-pulse), HOME (holding an
-#!       .asoundrc that routes ALSA's `default` to the pulse plugin) and SDL_AUDIODRIVER set,
+#!       .asoundrc that routes ALSA's `default` to the null sink) and SDL_AUDIODRIVER set,
 #!       and with --record captures what the sink played (its monitor, 48 kHz s16le stereo
 #!       WAV). Exits with COMMAND's status.
 #!   .ci/pipewire-null-sink.sh shell
@@ -19,12 +19,15 @@
 #! PULSE_NULL_SINK_PIDS (a script printing the sound servers' pids, for stop/cont fault tests).
 #! SDL_AUDIODRIVER is `pulseaudio` (through pipewire-pulse) unless
 #! PIPEWIRE_NULL_SINK_SDL_DRIVER names another (`pipewire`: SDL's own PipeWire driver).
+#! ALSA's `default` goes through the pulse plugin into pipewire-pulse unless
+#! PIPEWIRE_NULL_SINK_ALSA=pipewire: through PipeWire's own ALSA plugin (pipewire-alsa), as on
+#! a PipeWire desktop. COMMAND sees PIPEWIRE_NULL_SINK_ALSA set to the path taken.
 set -euo pipefail
 
 SINK=handmade_null
 RATE=48000
 
-USAGE_END=22
+USAGE_END=24
 # shellcheck source=null-sink-args.sh
 source "$(dirname "$0")/null-sink-args.sh"
 for tool in pipewire wireplumber pipewire-pulse dbus-daemon pactl; do
@@ -100,11 +103,83 @@ export PIPEWIRE_LOG_SYSTEMD=false
 echo "autospawn = no" >"$XDG_CONFIG_HOME/pulse/client.conf"
 export PULSE_CLIENTCONFIG=$XDG_CONFIG_HOME/pulse/client.conf
 
-# ALSA's `default` goes to the pulse plugin (libasound2-plugins), and so to pipewire-pulse.
-cat >"$HOME/.asoundrc" <<'EOF'
-pcm.!default { type pulse }
-ctl.!default { type pulse }
-EOF
+# The directory holding PipeWire's ALSA plugins: the system's when pipewire-alsa is installed.
+# Debian 12's pipewire-alsa conflicts with pulseaudio (installing it removes the PulseAudio the
+# other harness needs), so otherwise the plugins are unpacked from the package matching the
+# installed libpipewire (apt-get download, dpkg-deb -x: no install, no root) into a cache, once.
+pipewire_alsa_plugins() {
+    local libasound system version cache work unpacked
+    libasound=$(ldconfig -p | awk '/libasound\.so\.2 /{print $NF; exit}')
+    system=$(dirname "${libasound:-/usr/lib/x}")/alsa-lib
+    if [[ -e $system/libasound_module_pcm_pipewire.so ]]; then
+        echo "$system"
+        return
+    fi
+    version=$(dpkg-query -W -f='${Version}' libpipewire-0.3-0 2>/dev/null) || {
+        echo "pipewire-null-sink: no libpipewire-0.3-0 package to match pipewire-alsa to" >&2
+        return 1
+    }
+    cache=${HANDMADE_CACHE:-$real_home/.cache/handmade}/pipewire-alsa-$version
+    if [[ ! -e $cache/libasound_module_pcm_pipewire.so ]]; then
+        work=$(mktemp -d "$tmp/fetch.XXXXXX")
+        if ! (cd "$work" && apt-get download -q "pipewire-alsa=$version" && dpkg-deb -x pipewire-alsa_*.deb x) \
+            >"$work/log" 2>&1; then
+            echo "pipewire-null-sink: cannot unpack pipewire-alsa $version: $(grep -v '^W:' "$work/log" | tail -n 1)" >&2
+            return 1
+        fi
+        unpacked=$(dirname "$(find "$work/x" -name libasound_module_pcm_pipewire.so | head -n 1)")
+        mkdir -p "$(dirname "$cache")"
+        # Another run may be unpacking too: whoever renames first wins, the other's copy goes.
+        mv "$unpacked" "$cache.$$" && { mv -T "$cache.$$" "$cache" 2>/dev/null || rm -rf "$cache.$$"; }
+    fi
+    echo "$cache"
+}
+
+# The pulseaudio package's ALSA hook (/etc/alsa/conf.d/99-pulse.conf) makes `default` the pulse
+# plugin whenever a pulse server answers, overriding ~/.asoundrc; a PipeWire desktop has no
+# pulseaudio package, so no hook. ALSA_CONFIG_PATH names a copy of alsa.conf that reads a
+# private conf.d: every file of /etc/alsa/conf.d but that hook.
+without_pulse_hook() {
+    local top=${ALSA_CONFIG_PATH:-/usr/share/alsa/alsa.conf} conf_d=$tmp/alsa-conf.d file
+    mkdir -p "$conf_d"
+    for file in /etc/alsa/conf.d/*.conf; do
+        [[ -e $file ]] || continue
+        grep -q conf_pulse_hook_load_if_running "$file" || ln -s "$file" "$conf_d/"
+    done
+    sed "s#\"/etc/alsa/conf.d\"#\"$conf_d\"#" "$top" >"$tmp/alsa.conf"
+    grep -q "\"$conf_d\"" "$tmp/alsa.conf" || {
+        echo "pipewire-null-sink: $top does not load /etc/alsa/conf.d as expected" >&2
+        exit 3
+    }
+    export ALSA_CONFIG_PATH=$tmp/alsa.conf
+}
+
+# ALSA's `default`: through PipeWire's own ALSA plugin (pipewire-alsa) straight into the
+# graph, as on a PipeWire desktop, or through the pulse plugin (libasound2-plugins) into
+# pipewire-pulse. Either way into the null sink, the default sink, named here as well so a run
+# never lands elsewhere. Written out rather than left to /etc/alsa/conf.d, so the choice holds
+# whatever the machine has installed.
+alsa_path=${PIPEWIRE_NULL_SINK_ALSA:-pulse}
+case $alsa_path in
+    pipewire)
+        plugins=$(pipewire_alsa_plugins) || exit 3
+        without_pulse_hook
+        cat >"$HOME/.asoundrc" <<ASOUNDRC
+pcm_type.pipewire { lib "$plugins/libasound_module_pcm_pipewire.so" }
+ctl_type.pipewire { lib "$plugins/libasound_module_ctl_pipewire.so" }
+pcm.!default { type pipewire playback_node "$SINK" capture_node "$SINK.monitor" }
+ctl.!default { type pipewire }
+ASOUNDRC
+        ;;
+    pulse)
+        printf 'pcm.!default { type pulse }\nctl.!default { type pulse }\n' >"$HOME/.asoundrc"
+        ;;
+    *)
+        echo "pipewire-null-sink: PIPEWIRE_NULL_SINK_ALSA=$alsa_path: not pipewire or pulse" >&2
+        exit 2
+        ;;
+esac
+export PIPEWIRE_NULL_SINK_ALSA=$alsa_path
 
 # The session bus: WirePlumber needs one (it also owns the device reservation names there).
 # It is not the sound server, so a test's kill/start hooks leave it running.

@@ -9,11 +9,14 @@
 //!
 //! ALSA runs both ways of feeding the device (`--alsa-io`): `thread` (an audio I/O thread tops
 //! the device up every period from a ring) and `frame` (one write per frame), side by side.
+//! Through PipeWire, ALSA also runs a third path: PipeWire's own ALSA plugin (pipewire-alsa,
+//! what ALSA's `default` is on a PipeWire desktop; `PIPEWIRE_NULL_SINK_ALSA=pipewire`), labelled
+//! `alsa-pw`, beside the pulse plugin into pipewire-pulse (`alsa`).
 //!
 //! `LATENCY_REPORT_REBUILD=1`: the game is a copy of the workspace's, watched (`--game-src`),
 //! and halfway through each run its source is saved again, so the platform rebuilds (cargo and
 //! rustc on the same 2 cores) and reloads it while the sound plays; the reloads are printed.
-//! `LATENCY_REPORT_GAPS=1` prints each recorded gap's length.
+//! `LATENCY_REPORT_GAPS=1` prints each recorded gap's length and where it is in the recording.
 //! `LATENCY_REPORT_PROMOTE=1`: the recorder and the pulse server's main thread at SCHED_FIFO
 //! (see `PROMOTE`).
 //! `LATENCY_REPORT_MS` lists the latencies (default `5,10,20`).
@@ -35,6 +38,8 @@ use handmade_support::{
 struct Case {
     server: &'static str,
     backend: &'static str,
+    /// ALSA's `default` through PipeWire's own ALSA plugin rather than the pulse plugin.
+    pw_plugin: bool,
     /// `--alsa-io` for ALSA (`thread` or `frame`), empty for SDL.
     io: &'static str,
     latency_ms: u32,
@@ -45,9 +50,10 @@ struct Case {
 impl Case {
     fn label(&self) -> String {
         format!(
-            "{} {}{}{} {} ms {} {}",
+            "{} {}{}{}{} {} ms {} {}",
             self.server,
             self.backend,
+            if self.pw_plugin { "-pw" } else { "" },
             if self.io.is_empty() { "" } else { "-" },
             self.io,
             self.latency_ms,
@@ -113,9 +119,10 @@ fn same_conditions(a: &Case, b: &Case) -> bool {
 
 fn print_row(case: &Case, f: &Figures) {
     println!(
-        "| {} | {}{}{} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} |",
+        "| {} | {}{}{}{} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} |",
         case.server,
         case.backend,
+        if case.pw_plugin { " (pipewire plugin)" } else { "" },
         if case.io.is_empty() { "" } else { " " },
         case.io,
         case.latency_ms,
@@ -148,14 +155,25 @@ fn all_cases() -> Vec<Case> {
         for load in [false, true] {
             for &rt in rts {
                 for &latency_ms in &latencies {
-                    for (backend, io) in [("alsa", "thread"), ("alsa", "frame"), ("sdl", "")] {
-                        cases.push(Case { server, backend, io, latency_ms, rt, load });
+                    for (backend, pw_plugin, io) in paths(server) {
+                        cases.push(Case { server, backend, pw_plugin, io, latency_ms, rt, load });
                     }
                 }
             }
         }
     }
     cases
+}
+
+/// Backend, PipeWire's ALSA plugin, `--alsa-io`: every way the platform's sound reaches
+/// `server` that the report compares.
+fn paths(server: &str) -> Vec<(&'static str, bool, &'static str)> {
+    let mut paths = vec![("alsa", false, "thread"), ("alsa", false, "frame")];
+    if server == "pipewire" {
+        paths.extend([("alsa", true, "thread"), ("alsa", true, "frame")]);
+    }
+    paths.push(("sdl", false, ""));
+    paths
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -218,6 +236,7 @@ fn run_case(case: &Case, seconds: u64, binary: &Path, game: &Path, rebuild: Opti
     let frames = (seconds * 60).to_string();
     let latency = case.latency_ms.to_string();
     let mut command = Command::new(script);
+    command.env("PIPEWIRE_NULL_SINK_ALSA", if case.pw_plugin { "pipewire" } else { "pulse" });
     command.arg("run").arg("--record").arg(&wav).arg("--");
     if std::env::var("LATENCY_REPORT_PROMOTE").as_deref() == Ok("1") {
         command.args(["bash", "-c", PROMOTE, "promote"]);
@@ -290,8 +309,10 @@ fn recorded_gaps(wav: &Path) -> f64 {
     }
     let gaps = find_gaps(&left[start..end], TONE_HZ, RATE);
     if std::env::var("LATENCY_REPORT_GAPS").as_deref() == Ok("1") {
-        let ms: Vec<String> = gaps.iter().map(|g| format!("{:.1}", g.span as f64 * 1000.0 / RATE)).collect();
-        eprintln!("recorded gaps (ms): {}", ms.join(" "));
+        let at = |g: &handmade_support::Gap| (start + g.at) as f64 / RATE;
+        let ms: Vec<String> =
+            gaps.iter().map(|g| format!("{:.1}@{:.1}s", g.span as f64 * 1000.0 / RATE, at(g))).collect();
+        eprintln!("recorded gaps (ms@s into the recording): {}", ms.join(" "));
     }
     gaps.len() as f64
 }
@@ -317,20 +338,19 @@ fn median(runs: &[Figures]) -> Figures {
 /// The lowest `--latency-ms` whose recording had no gap, per server, backend, load and RT.
 fn lowest_clean(results: &[(Case, Figures)]) {
     println!("\nlowest clean --latency-ms (median recording gaps 0):");
-    let mut keys: Vec<(&str, &str, &str, bool, bool)> =
-        results.iter().map(|(c, _)| (c.server, c.backend, c.io, c.load, c.rt)).collect();
+    let key = |c: &Case| (c.server, c.backend, c.pw_plugin, c.io, c.load, c.rt);
+    let mut keys: Vec<_> = results.iter().map(|(c, _)| key(c)).collect();
     keys.sort();
     keys.dedup();
-    for (server, backend, io, load, rt) in keys {
+    for (server, backend, pw_plugin, io, load, rt) in keys {
         let clean = results
             .iter()
-            .filter(|(c, f)| {
-                (c.server, c.backend, c.io, c.load, c.rt) == (server, backend, io, load, rt) && f.recorded_gaps == 0.0
-            })
+            .filter(|(c, f)| key(c) == (server, backend, pw_plugin, io, load, rt) && f.recorded_gaps == 0.0)
             .map(|(c, f)| (c.latency_ms, f.latency_ms, f.latency_ms_max))
             .min_by_key(|&(ms, _, _)| ms);
         let what = format!(
-            "{server} {backend} {io} {} {}",
+            "{server} {backend}{} {io} {} {}",
+            if pw_plugin { " (pipewire plugin)" } else { "" },
             if rt { "rt" } else { "no-rt" },
             if load { "3 busy" } else { "idle" }
         );

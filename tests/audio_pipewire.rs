@@ -1,8 +1,9 @@
 //! Sound through PipeWire (issue 12), beyond what audio_paced.rs runs through both servers:
 //! the platform's `gaps` figure against the gaps in the recording when there are many (a
-//! latency too low to be clean), through PipeWire and through PulseAudio; and the one line
-//! saying what real-time priority was granted. SDL through SDL's own PipeWire driver is in
-//! audio_sdl_pipewire.rs.
+//! latency too low to be clean), through PipeWire (both ALSA plugins: pulse into
+//! pipewire-pulse, and PipeWire's own, tests/audio_pipewire_alsa.rs) and through PulseAudio;
+//! and the one line saying what real-time priority was granted. SDL through SDL's own
+//! PipeWire driver is in audio_sdl_pipewire.rs.
 //!
 //! Needs pipewire, wireplumber, pipewire-pulse and pulseaudio (.ci/setup.sh); without them the
 //! tests say so and skip, except under `CI=true`.
@@ -71,13 +72,15 @@ fn recorded_gaps(wav: &Path) -> (u64, Vec<f64>) {
 /// sound breaks up many times in 5 s. The platform cannot hear the sink, but it sees its play
 /// position fall behind the clock: its `gaps` must agree with the recording's. The device's
 /// own underrun figure is printed beside them: it sees a fraction at most.
-fn gaps_agree_with_the_recording(server: &str) {
+/// `env` is for the harness (`PIPEWIRE_NULL_SINK_ALSA=pipewire`: PipeWire's own ALSA plugin).
+fn gaps_agree_with_the_recording(server: &str, env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().expect("temp dir");
     let wav = dir.path().join("low.wav");
     let args = ["--audio", "alsa", "--latency-ms", "2", "--frames", "300"];
-    let Some(output) = run_recorded(server, &wav, &args, &[]) else {
+    let Some(output) = run_recorded(server, &wav, &args, env) else {
         return;
     };
+    let server = format!("{server}{}", if env.is_empty() { "" } else { " (pipewire plugin)" });
     let stdout = String::from_utf8_lossy(&output.stdout);
     let (heard, _) = recorded_gaps(&wav);
     let counted = stat_u64(&output.stdout, "gaps");
@@ -96,12 +99,26 @@ fn gaps_agree_with_the_recording(server: &str) {
 
 #[test]
 fn gaps_agree_with_the_recording_through_pipewire() {
-    gaps_agree_with_the_recording("pipewire");
+    gaps_agree_with_the_recording("pipewire", &[]);
+}
+
+/// Through PipeWire's own ALSA plugin (tests/audio_pipewire_alsa.rs): 2 ms is below the
+/// 128-frame quantum the platform's period gives the graph, so it breaks up there too.
+///
+/// Not met yet, so ignored: there the platform's `gaps` saw far fewer than the recording (12
+/// against 64 and 20 against 63 in two 5 s runs), while the plugin's own EPIPE underruns (77,
+/// 74) came close: its
+/// delay figure does not show the play position falling behind the way the pulse plugin's
+/// does. `cargo test --test audio_pipewire -- --ignored` runs it.
+#[test]
+#[ignore = "not met: through PipeWire's ALSA plugin `gaps` saw 12 of 64 recorded gaps at 2 ms"]
+fn gaps_agree_with_the_recording_through_pipewires_alsa_plugin() {
+    gaps_agree_with_the_recording("pipewire", &[("PIPEWIRE_NULL_SINK_ALSA", "pipewire")]);
 }
 
 #[test]
 fn gaps_agree_with_the_recording_through_pulseaudio() {
-    gaps_agree_with_the_recording("pulse");
+    gaps_agree_with_the_recording("pulse", &[]);
 }
 
 /// Real-time priority is on by default and said in one line; `--no-rt` turns it off, also

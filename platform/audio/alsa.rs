@@ -58,6 +58,9 @@ pub struct AlsaAudio {
     /// Set while the device is suspended (ESTRPIPE): resume is retried once per frame.
     suspended: bool,
     underruns: u64,
+    /// The last delay query or write answered EPIPE and the stream was prepared, with nothing
+    /// taken since: a second EPIPE now means the device is gone (`recover`).
+    epipe_pending: bool,
     /// Underruns counted in the current run of empty queues: taken back if the run turns out
     /// to be a device that reports no delay rather than one that ran dry.
     dry_streak: u64,
@@ -153,6 +156,7 @@ impl AlsaAudio {
             bytes: vec![0; 2 * MAX_SOUND_FRAMES * std::mem::size_of::<f32>()],
             suspended: false,
             underruns: 0,
+            epipe_pending: false,
             dry_streak: 0,
             queue: QueueStats::default(),
             written: primed as i64,
@@ -175,8 +179,13 @@ impl AlsaAudio {
             return;
         };
         let recovered = match error.errno() {
+            // PipeWire's ALSA plugin answers EPIPE, as for an underrun, to everything once its
+            // connection to the server broke, and `prepare` still succeeds: an underrun again
+            // straight after a prepare, with nothing taken between, is a lost device.
+            libc::EPIPE if self.epipe_pending => false,
             libc::EPIPE => {
                 self.underruns += 1;
+                self.epipe_pending = true;
                 // Not `snd_pcm_recover`: with `silent = 0` it prints, and for ESTRPIPE it
                 // sleeps a second per attempt. `prepare` is immediate.
                 device.pcm.prepare().is_ok()
@@ -215,6 +224,7 @@ impl AlsaAudio {
         );
         self.device = None;
         self.suspended = false;
+        self.epipe_pending = false;
         self.heard.restart();
         let what = format!("alsa: reopening `{}`", self.settings.device);
         self.reopen = Some(Reopen::new(what, Instant::now()));
@@ -315,6 +325,7 @@ impl AudioOutput for AlsaAudio {
         match device.pcm.avail_delay() {
             Ok((avail, delay)) => {
                 log::trace!("avail {avail} delay {delay} state {:?}", device.pcm.state());
+                self.epipe_pending = false;
                 // PulseAudio's ALSA plugin only reports EPIPE with `handle_underrun`; a running
                 // stream whose queue is empty has underrun all the same.
                 let ran_dry = delay <= 0 && device.pcm.state() == State::Running;
@@ -357,6 +368,7 @@ impl AudioOutput for AlsaAudio {
         self.no_delay.wrote(written);
         self.latency.wrote(self.delay, written);
         self.written += written as i64;
+        self.epipe_pending &= written == 0;
         match result {
             // `write_all` prepared the stream and its retry was taken: only count the
             // underrun (preparing again would drop what the retry queued).

@@ -283,6 +283,9 @@ struct Feeder {
     suspended: bool,
     /// EIO answers since the last good measurement (see `recover`).
     eio_in_a_row: u32,
+    /// An EPIPE was answered by a prepare, and nothing was measured or taken since (see
+    /// `recover`).
+    epipe_pending: bool,
     period: Duration,
     wait_ms: u32,
 }
@@ -298,6 +301,7 @@ impl Feeder {
             dry: true,
             suspended: false,
             eio_in_a_row: 0,
+            epipe_pending: false,
             period: Duration::from_nanos(period_ns),
             wait_ms,
         }
@@ -345,6 +349,7 @@ impl Feeder {
                 }
                 self.dry = delay <= 0;
                 self.eio_in_a_row = 0;
+                self.epipe_pending = false;
                 shared.publish(Snapshot { played: self.fed - delay.max(0), at_ns, delay });
                 Ok(avail.max(0) as usize)
             }
@@ -366,6 +371,7 @@ impl Feeder {
             };
             ring.consume(taken);
             self.fed += taken as i64;
+            self.epipe_pending &= taken == 0;
             frames -= taken.min(frames);
             match error {
                 // `write_all` prepared the stream and its retry was taken: the underrun is
@@ -386,9 +392,15 @@ impl Feeder {
     /// Underruns and suspends are recovered here; anything else means the device is gone.
     fn recover(&mut self, error: alsa::Error, shared: &Shared) -> alsa::Result<()> {
         match error.errno() {
+            // PipeWire's ALSA plugin answers EPIPE to everything once its connection to the
+            // server broke, and `prepare` still succeeds (the loop would spin): an underrun
+            // again straight after a prepare, with nothing measured or taken between, is a
+            // lost device.
+            libc::EPIPE if self.epipe_pending => Err(error),
             libc::EPIPE => {
                 shared.underruns.fetch_add(1, Relaxed);
                 self.dry = true;
+                self.epipe_pending = true;
                 // Not `snd_pcm_recover`: it prints, and sleeps for ESTRPIPE.
                 self.device.pcm.prepare()
             }
