@@ -43,18 +43,27 @@ done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "setup: all ${#PACKAGES[@]} packages already installed"
-    exit 0
-fi
-as_root=()
-if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null; then
-        as_root=(sudo)
-    else
-        echo "setup: missing ${missing[*]}; run this script as root" >&2
-        exit 1
+else
+    as_root=()
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null; then
+            as_root=(sudo)
+        else
+            echo "setup: missing ${missing[*]}; run this script as root" >&2
+            exit 1
+        fi
     fi
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${as_root[@]}" apt-get update
+    "${as_root[@]}" apt-get install -y --no-install-recommends "${PACKAGES[@]}"
 fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get update
-"${as_root[@]}" apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+
+# PipeWire's own ALSA plugin, for the tests that reach PipeWire as a desktop's ALSA does.
+# Debian 12's pipewire-alsa conflicts with pulseaudio, so it is not installed: the PipeWire
+# harness unpacks it into ~/.cache/handmade, once. Done here, so no test run downloads it.
+if PIPEWIRE_NULL_SINK_ALSA=pipewire bash "$(dirname "$0")/pipewire-null-sink.sh" run -- true; then
+    echo "setup: PipeWire's ALSA plugin is ready"
+else
+    echo "setup: PipeWire's ALSA plugin could not be prepared (above); tests/audio_pipewire_alsa.rs will fail" >&2
+fi
