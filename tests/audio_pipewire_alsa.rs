@@ -127,7 +127,9 @@ fn platform_client(dump: &str) -> Client {
     match apis.as_slice() {
         ["alsa"] => Client::AlsaPlugin,
         ["pipewire-pulse"] => Client::Pulse,
-        _ => panic!("the platform's client.api in PipeWire's graph: {apis:?}, not one of alsa, pipewire-pulse:\n{dump}"),
+        _ => {
+            panic!("the platform's client.api in PipeWire's graph: {apis:?}, not one of alsa, pipewire-pulse:\n{dump}")
+        }
     }
 }
 
@@ -153,7 +155,10 @@ fn check_unbroken(run: &Run, what: &str, seconds: f64) {
     assert_eq!(platform_client(&run.dump), Client::AlsaPlugin, "{what}: not through the pipewire plugin");
     let (left, right) = read_wav(&run.wav);
     let heard = recorded_gaps(&left);
-    eprintln!("{what}: {} gaps counted by the platform, {heard} in the recording", stat_u64(&run.output.stdout, "gaps"));
+    eprintln!(
+        "{what}: {} gaps counted by the platform, {heard} in the recording",
+        stat_u64(&run.output.stdout, "gaps")
+    );
     assert!(heard <= MACHINE_GAPS, "{what}: {heard} gaps in the recording:\n{stdout}");
     let loud = |s: &f64| s.abs() > 0.01;
     let first = left.iter().position(loud).expect("the recording is silent");
