@@ -59,11 +59,3 @@ else
     "${as_root[@]}" apt-get install -y --no-install-recommends "${PACKAGES[@]}"
 fi
 
-# PipeWire's own ALSA plugin, for the tests that reach PipeWire as a desktop's ALSA does.
-# Debian 12's pipewire-alsa conflicts with pulseaudio, so it is not installed: the PipeWire
-# harness unpacks it into ~/.cache/handmade, once. Done here, so no test run downloads it.
-if PIPEWIRE_NULL_SINK_ALSA=pipewire bash "$(dirname "$0")/pipewire-null-sink.sh" run -- true; then
-    echo "setup: PipeWire's ALSA plugin is ready"
-else
-    echo "setup: PipeWire's ALSA plugin could not be prepared (above); tests/audio_pipewire_alsa.rs will fail" >&2
-fi

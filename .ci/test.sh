@@ -9,6 +9,16 @@ cd "$(dirname "$0")/.."
 
 bash .ci/setup.sh
 
+# PipeWire's own ALSA plugin, for the tests that reach PipeWire as a desktop's ALSA does.
+# Debian 12's pipewire-alsa conflicts with pulseaudio, so it is not installed: the PipeWire
+# harness unpacks it into ~/.cache/handmade, once. Done here, so no test run downloads it (and
+# not in setup.sh, which the demo's command runs too).
+if PIPEWIRE_NULL_SINK_ALSA=pipewire bash .ci/pipewire-null-sink.sh run -- true; then
+    echo "test: PipeWire's ALSA plugin is ready"
+else
+    echo "test: PipeWire's ALSA plugin could not be prepared (above); tests/audio_pipewire_alsa.rs will fail" >&2
+fi
+
 # Tests that need PulseAudio or Xvfb skip with a message on a developer's machine without
 # them; under CI they must run.
 export CI="${CI:-}"
