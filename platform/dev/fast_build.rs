@@ -44,7 +44,9 @@ const QUICK_TIER_LEAD: Duration = Duration::from_millis(35);
 /// against 185 ms at opt-level 1 (9 edits each, interleaved), for a demo frame of 4.3 ms
 /// (p99 5.2 ms) instead of 0.6 ms, well inside the 16.7 ms frame, during the few hundred ms
 /// until the optimised tier replaces it. A game whose debug build overruns a frame is better
-/// served by `HANDMADE_EDIT_LOOP=tiers=1`.
+/// served by `HANDMADE_EDIT_LOOP=tiers=1`, and so is sound at a few ms of latency: the slower
+/// frame comes before the frame's sound write and delays it by as much (measured at 5 ms: gaps
+/// around each save at opt-level 0, fewer at 1; README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// Run the captured rustc command instead of cargo when only game sources changed.
