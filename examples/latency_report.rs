@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use handmade_support::{
-    build_game_variant, copy_workspace, find_gaps, platform_binary, read_wav, save_like_an_editor, stat, RATE, TONE_HZ,
+    build_game_variant, copy_workspace, find_gaps, platform_binary, read_wav, save_like_an_editor, stat, steady_part,
+    RATE, TONE_HZ,
 };
 
 #[derive(Debug, Clone)]
@@ -299,14 +300,7 @@ exec "$@""#;
 /// tests count them).
 fn recorded_gaps(wav: &Path) -> f64 {
     let (left, _) = read_wav(wav);
-    let loud = |s: &f64| s.abs() > 0.01;
-    let (Some(first), Some(last)) = (left.iter().position(loud), left.iter().rposition(loud)) else {
-        return f64::NAN;
-    };
-    let (start, end) = (first + (0.5 * RATE) as usize, last.saturating_sub((0.3 * RATE) as usize));
-    if end <= start {
-        return f64::NAN;
-    }
+    let Some(std::ops::Range { start, end }) = steady_part(&left, RATE) else { return f64::NAN };
     let gaps = find_gaps(&left[start..end], TONE_HZ, RATE);
     if std::env::var("LATENCY_REPORT_GAPS").as_deref() == Ok("1") {
         let at = |g: &handmade_support::Gap| (start + g.at) as f64 / RATE;

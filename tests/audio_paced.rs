@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
-use common::{build_game_variant, check_tone, find_gaps, read_wav, stat_u64, RATE, TONE_HZ};
+use common::{build_game_variant, check_tone, read_wav, stat_u64, steady_gaps, RATE, TONE_HZ};
 
 /// One paced run at a time: two sound servers and two players on a small machine would
 /// measure the machine's load, not the backends.
@@ -112,7 +112,7 @@ fn play_and_check_with(backend: &str, server: Server, extra: &[&str]) {
     assert!(stderr.contains(&format!("audio: {backend}")), "the run did not use {backend}:\n{stderr}");
     let (left, right) = read_wav(&wav);
     let backend = &format!("{backend} through {server:?}");
-    let heard = recorded_gaps(&left);
+    let heard = steady_gaps(&left, TONE_HZ, RATE);
     let counted = stat_u64(&output.stdout, "gaps");
     check_gaps(counted, heard, backend, &stdout);
     check_continuous_sine(&left, &right, backend, heard > 0);
@@ -154,20 +154,6 @@ fn check_gaps(counted: u64, heard: u64, backend: &str, stdout: &str) {
     if heard > 0 {
         eprintln!("{what}: tolerated as the shared machine's (at most {MACHINE_GAPS})");
     }
-}
-
-/// Gaps heard in the recording between its first and last sound, the stream's start (before
-/// the platform's gap count settles, half a second) and end left out.
-fn recorded_gaps(left: &[f64]) -> u64 {
-    let loud = |s: &f64| s.abs() > 0.01;
-    let (Some(first), Some(last)) = (left.iter().position(loud), left.iter().rposition(loud)) else {
-        return 0;
-    };
-    let (start, end) = (first + (0.5 * RATE) as usize, last.saturating_sub((TRIM_SECONDS * RATE) as usize));
-    if end <= start {
-        return 0;
-    }
-    find_gaps(&left[start..end], TONE_HZ, RATE).len() as u64
 }
 
 /// One continuous sine between the first and last sound: same on both channels, the right

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use common::{build_game_variant, find_gaps, read_wav, stat_u64, RATE, TONE_HZ};
+use common::{build_game_variant, find_gaps, read_wav, stat_u64, steady_part, RATE, TONE_HZ};
 
 /// One paced run at a time (see audio_paced.rs).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -61,10 +61,7 @@ fn run_recorded(server: &str, wav: &Path, args: &[&str], env: &[(&str, &str)]) -
 /// count settles for that long after the device starts) to 0.3 s before its end.
 fn recorded_gaps(wav: &Path) -> (u64, Vec<f64>) {
     let (left, _) = read_wav(wav);
-    let loud = |s: &f64| s.abs() > 0.01;
-    let first = left.iter().position(loud).expect("the recording is silent");
-    let last = left.iter().rposition(loud).unwrap();
-    let body = left[first + (0.5 * RATE) as usize..last - (0.3 * RATE) as usize].to_vec();
+    let body = left[steady_part(&left, RATE).expect("the recording is silent or too short")].to_vec();
     (find_gaps(&body, TONE_HZ, RATE).len() as u64, body)
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use common::{build_game_variant, check_tone, find_gaps, read_wav, stat_u64, DEFAULT_AMPLITUDE, RATE, TONE_HZ};
+use common::{build_game_variant, check_tone, read_wav, stat_u64, steady_gaps, DEFAULT_AMPLITUDE, RATE, TONE_HZ};
 
 /// One paced run at a time (see audio_paced.rs).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -133,20 +133,6 @@ fn platform_client(dump: &str) -> Client {
     }
 }
 
-/// Gaps heard between the first and last sound (half a second after the start, 0.3 s before
-/// the end: the platform's gap count settles for that long), and the body checked.
-fn recorded_gaps(left: &[f64]) -> u64 {
-    let loud = |s: &f64| s.abs() > 0.01;
-    let (Some(first), Some(last)) = (left.iter().position(loud), left.iter().rposition(loud)) else {
-        return 0;
-    };
-    let (start, end) = (first + (0.5 * RATE) as usize, last.saturating_sub((TRIM_SECONDS * RATE) as usize));
-    if end <= start {
-        return 0;
-    }
-    find_gaps(&left[start..end], TONE_HZ, RATE).len() as u64
-}
-
 /// The run went through PipeWire's ALSA plugin and its recording is one continuous sine of
 /// `seconds`: no gap (but the shared machine's few), both channels alike, the right amplitude
 /// and pitch; the platform's counters say no underrun and no allocation in the sound path.
@@ -154,7 +140,7 @@ fn check_unbroken(run: &Run, what: &str, seconds: f64) {
     let stdout = run.stdout();
     assert_eq!(platform_client(&run.dump), Client::AlsaPlugin, "{what}: not through the pipewire plugin");
     let (left, right) = read_wav(&run.wav);
-    let heard = recorded_gaps(&left);
+    let heard = steady_gaps(&left, TONE_HZ, RATE);
     eprintln!(
         "{what}: {} gaps counted by the platform, {heard} in the recording",
         stat_u64(&run.output.stdout, "gaps")

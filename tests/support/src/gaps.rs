@@ -36,6 +36,21 @@ pub fn find_breaks(samples: &[f64], max_hz: f64, rate: f64) -> Vec<Gap> {
     scan(samples, |i| i >= 1 && (samples[i] - samples[i - 1]).abs() > max_step)
 }
 
+/// Where a recording of the platform's tone is counted: from half a second after its first
+/// sound (the platform's own gap count settles for that long after the device starts) to 0.3 s
+/// before its last (the stream's end). `None` when it is silent or too short for that.
+pub fn steady_part(samples: &[f64], rate: f64) -> Option<std::ops::Range<usize>> {
+    let loud = |s: &f64| s.abs() > 0.01;
+    let (first, last) = (samples.iter().position(loud)?, samples.iter().rposition(loud)?);
+    let (start, end) = (first + (0.5 * rate) as usize, last.saturating_sub((0.3 * rate) as usize));
+    (start < end).then_some(start..end)
+}
+
+/// The gaps heard in a recording's `steady_part` (0 when it has none).
+pub fn steady_gaps(samples: &[f64], tone_hz: f64, rate: f64) -> u64 {
+    steady_part(samples, rate).map_or(0, |part| find_gaps(&samples[part], tone_hz, rate).len() as u64)
+}
+
 /// The gaps both finders share: runs of `SILENT_RUN` near-zero samples, plus every sample
 /// `jumps_at` flags, merged when within `MERGE` samples of each other.
 fn scan(samples: &[f64], jumps_at: impl Fn(usize) -> bool) -> Vec<Gap> {

@@ -11,7 +11,7 @@ mod sound;
 mod stats;
 mod tone;
 
-pub use gaps::{find_breaks, find_gaps, follow_tone, Gap, ToneArrival};
+pub use gaps::{find_breaks, find_gaps, follow_tone, steady_gaps, steady_part, Gap, ToneArrival};
 pub use paths::{
     build_c_library, build_game_variant, cargo_build, copy_workspace, example_binary, platform_binary, profile_dir,
     target_dir, workspace,
