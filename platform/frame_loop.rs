@@ -151,6 +151,14 @@ struct SoundState {
     failed: bool,
     /// Real-time priority for the sound threads: what was granted, undone when the run ends.
     rt: audio::rt::Grant,
+    /// A new game library may be swapped in soon: a build or a check is under way, or a
+    /// forced reload is due next frame. Until it is in, the device holds one frame more than
+    /// the target, because the new library's first frame can reach the sound write much later
+    /// than the frame before did (the quick tier's opt-level 0 frame: 4.7 ms against 0.15),
+    /// and at a small `--latency-ms` that lateness is a gap.
+    swap_coming: bool,
+    /// `HANDMADE_SWAP_HEADROOM=0` never holds the extra frame (to measure what it does).
+    swap_headroom: bool,
 }
 
 /// The frame-rate lock.
@@ -158,6 +166,9 @@ struct Pacing {
     paced: bool,
     budget: Duration,
     next_frame_start: Instant,
+    sleep: audio::rt::AbsoluteSleep,
+    /// The end of the wait spun rather than slept (`HANDMADE_FRAME_SPIN_US`, default 0).
+    spin: Duration,
 }
 
 /// The rebuild watcher and the live loop.
@@ -262,9 +273,19 @@ impl<'a> Platform<'a> {
                 event: false,
                 failed: false,
                 rt,
+                swap_coming: false,
+                swap_headroom: std::env::var("HANDMADE_SWAP_HEADROOM").as_deref() != Ok("0"),
             },
             dev: DevLoop { watcher, build: None, live_loop },
-            pacing: Pacing { paced, budget, next_frame_start: Instant::now() },
+            pacing: Pacing {
+                paced,
+                budget,
+                next_frame_start: Instant::now(),
+                sleep: audio::rt::AbsoluteSleep::new(),
+                spin: Duration::from_micros(
+                    std::env::var("HANDMADE_FRAME_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+                ),
+            },
             counters: Counters { alloc_counting: alloc_count::is_active(), ..Default::default() },
             frame_index: 0,
         })
@@ -334,6 +355,7 @@ impl<'a> Platform<'a> {
         let Some(watcher) = self.dev.watcher.as_mut() else { return kind };
         if watcher.build_started() {
             kind = FrameKind::Event;
+            self.sound.swap_coming = true;
             if let Some(window) = self.window.as_mut() {
                 window.set_title("building the game...");
             }
@@ -351,8 +373,11 @@ impl<'a> Platform<'a> {
                 if new {
                     self.dev.build = Some(build);
                 } else {
+                    self.sound.swap_coming = false;
                     log_reload(self.game.source(), None, Some(build));
                 }
+            } else {
+                self.sound.swap_coming = false; // nothing to load
             }
         }
         kind
@@ -370,6 +395,18 @@ impl<'a> Platform<'a> {
         } else {
             self.game.reload_if_changed(&mut take_snapshot)
         };
+        // Hold an extra frame of sound from the frame before a forced reload, and while a
+        // changed library is checked, until one is in or none is coming.
+        let next_is_forced = every != 0 && (self.frame_index + 1) % every == 0;
+        match outcome {
+            ReloadOutcome::Checking => self.sound.swap_coming = true,
+            ReloadOutcome::Reloaded { .. }
+            | ReloadOutcome::Failed
+            | ReloadOutcome::Missing
+            | ReloadOutcome::Waiting => self.sound.swap_coming = false,
+            ReloadOutcome::Unchanged => {}
+        }
+        self.sound.swap_coming |= next_is_forced;
         let kind = match outcome {
             ReloadOutcome::Unchanged => FrameKind::Normal,
             // Spawning the probe process, and saying that the library is gone, allocate.
@@ -481,6 +518,7 @@ impl<'a> Platform<'a> {
             self.write_late.record(late);
         }
         let allocs_before = AllocCounts::now();
+        self.audio.hold_extra_frame(self.sound.swap_coming && self.sound.swap_headroom);
         let wanted = self.audio.frames_wanted().min(MAX_SOUND_FRAMES);
         let queued_before = self.audio.status().queued_frames; // as `frames_wanted` just measured it
         let (status, count_from_game) = self.call_output_sound(left, right, wanted);
@@ -609,7 +647,8 @@ impl<'a> Platform<'a> {
         }
     }
 
-    /// Hold the frame rate: sleep most of the way, spin the last millisecond. Returns the wait.
+    /// Hold the frame rate: sleep to the next frame's absolute start (spinning the last
+    /// `spin` of it, if asked). Returns the wait.
     fn hold_frame_rate(&mut self) -> Duration {
         let pacing = &mut self.pacing;
         if !pacing.paced {
@@ -617,7 +656,11 @@ impl<'a> Platform<'a> {
         }
         pacing.next_frame_start += pacing.budget;
         let wait_start = Instant::now();
-        wait_until(pacing.next_frame_start);
+        let deadline = pacing.next_frame_start;
+        pacing.sleep.until(deadline.checked_sub(pacing.spin).unwrap_or(deadline));
+        while Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
         if Instant::now() > pacing.next_frame_start + pacing.budget {
             pacing.next_frame_start = Instant::now(); // fell far behind: do not try to catch up
         }
@@ -857,16 +900,6 @@ fn group_digits(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-fn wait_until(deadline: Instant) {
-    let now = Instant::now();
-    if deadline > now + Duration::from_millis(1) {
-        std::thread::sleep(deadline - now - Duration::from_millis(1));
-    }
-    while Instant::now() < deadline {
-        std::hint::spin_loop();
-    }
 }
 
 fn write_sync_dump(path: &std::path::Path, ring: &AudioSyncRing) -> Result<(), String> {

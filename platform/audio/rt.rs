@@ -34,7 +34,7 @@
 mod rtkit;
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::reopen::{spawn_open, wait_for_open};
 
@@ -358,6 +358,66 @@ fn policy_name(tid: i32) -> String {
     format!("{name} {}", param.sched_priority)
 }
 
+/// Sleeps to absolute deadlines on CLOCK_MONOTONIC, the clock `Instant` reads on Linux, with
+/// `clock_nanosleep(TIMER_ABSTIME)`: a thread preempted between reading the clock and going
+/// to sleep still wakes at the deadline, not that much after it (a relative sleep would add
+/// the preemption to the wait). `Instant` is opaque, so the two clocks are tied once, here.
+#[derive(Debug, Clone, Copy)]
+pub struct AbsoluteSleep {
+    base: Instant,
+    /// CLOCK_MONOTONIC at `base`, in nanoseconds.
+    base_ns: u128,
+}
+
+impl AbsoluteSleep {
+    pub fn new() -> Self {
+        // The tightest of a few (clock, Instant, clock) readings: one preempted reading
+        // cannot skew the tie by more than the others' spread (tens of nanoseconds).
+        let mut best: Option<(u128, Instant, u128)> = None;
+        for _ in 0..5 {
+            let before = monotonic_ns();
+            let instant = Instant::now();
+            let after = monotonic_ns();
+            let spread = after - before;
+            if best.is_none_or(|(s, _, _)| spread < s) {
+                best = Some((spread, instant, before + spread / 2));
+            }
+        }
+        let (_, base, base_ns) = best.expect("five readings");
+        Self { base, base_ns }
+    }
+
+    /// Returns at `deadline` (at once if it has passed). No allocation; one system call.
+    pub fn until(&self, deadline: Instant) {
+        if deadline <= Instant::now() {
+            return;
+        }
+        let ns = self.base_ns + deadline.saturating_duration_since(self.base).as_nanos();
+        let at = libc::timespec {
+            tv_sec: (ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: `at` is a valid timespec; no remainder is asked for (TIMER_ABSTIME needs
+        // none: after a signal the same absolute deadline is simply slept to again).
+        while unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &at, std::ptr::null_mut()) }
+            == libc::EINTR
+        {}
+    }
+}
+
+impl Default for AbsoluteSleep {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn monotonic_ns() -> u128 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid timespec to fill; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,6 +442,24 @@ mod tests {
             assert_eq!(policy_of(0), libc::SCHED_OTHER, "undone when the run ends");
         });
         worker.join().unwrap();
+    }
+
+    /// The tie between `Instant` and CLOCK_MONOTONIC holds: sleeps end at their deadline, not
+    /// before it, and not a clock step after it (a wrong tie would be off by as much as the
+    /// two clocks differ, seconds or more).
+    #[test]
+    fn absolute_sleeps_end_at_their_deadline() {
+        let sleep = AbsoluteSleep::new();
+        for ms in [1u64, 5, 20] {
+            let deadline = Instant::now() + Duration::from_millis(ms);
+            sleep.until(deadline);
+            let woke = Instant::now();
+            assert!(woke >= deadline, "woke {:?} early", deadline - woke);
+            assert!(woke - deadline < Duration::from_millis(500), "woke {:?} late", woke - deadline);
+        }
+        let before = Instant::now();
+        sleep.until(before - Duration::from_millis(1));
+        assert!(before.elapsed() < Duration::from_millis(500), "a past deadline does not sleep");
     }
 
     #[test]
