@@ -48,6 +48,8 @@ pub struct AlsaAudio {
     /// still top the device up when the next frame's write comes: one sound-server cycle
     /// (`SERVER_CYCLE_FRAMES_48K`). 0 in frame mode.
     server_cycle: u32,
+    /// One frame while the frame loop expects a new game library (`hold_extra_frame`), else 0.
+    extra: u32,
     /// The device's buffer as opened.
     buffer_frames: u32,
     /// The device takes F32 (else S16), as opened (a reopen must grant the same to be used).
@@ -150,6 +152,7 @@ impl AlsaAudio {
             io,
             handed_over: false,
             server_cycle: if settings.io == AlsaIo::Thread { server_cycle_frames(rate) } else { 0 },
+            extra: 0,
             buffer_frames,
             float,
             reopen: None,
@@ -337,15 +340,19 @@ impl AudioOutput for AlsaAudio {
                     return self.pace_by_clock();
                 }
                 self.heard.measured(self.epoch.elapsed().as_nanos() as u64, self.written - delay.max(0));
-                pacing.frames_to_write(delay, 0, avail)
+                pacing.frames_to_write(delay, self.extra, avail)
             }
             Err(e) => {
                 self.recover(e);
                 self.delay = 0;
                 // After an underrun the queue is empty: refill to the goal.
-                pacing.frames_to_write(0, 0, i64::MAX)
+                pacing.frames_to_write(0, self.extra, i64::MAX)
             }
         }
+    }
+
+    fn hold_extra_frame(&mut self, hold: bool) {
+        self.extra = if hold { self.pacing.tick_frames } else { 0 };
     }
 
     fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError> {
@@ -564,7 +571,7 @@ impl AlsaAudio {
             return self.pace_by_clock();
         }
         self.heard.measured(snapshot.at_ns, snapshot.played);
-        self.pacing.frames_to_write(queued, self.server_cycle, room as i64)
+        self.pacing.frames_to_write(queued, self.server_cycle + self.extra, room as i64)
     }
 
     fn write_to_ring(&mut self, left: &[f32], right: &[f32]) -> usize {

@@ -131,6 +131,11 @@ pub trait AudioOutput {
     fn is_paced(&self) -> bool;
     /// How many frames to write now to stay `latency` ahead (at most `MAX_SOUND_FRAMES`).
     fn frames_wanted(&mut self) -> usize;
+    /// Whether to keep one frame more queued than the target from the next `frames_wanted`
+    /// on: the frame loop asks for it while a new game library may come in (a build or a
+    /// check under way), because that library's first frame can reach the sound write later
+    /// than the frame before did. A device that does not pace by its queue ignores it.
+    fn hold_extra_frame(&mut self, _hold: bool) {}
     /// Writes equally long channels; returns how many frames the device took.
     fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError>;
     fn status(&self) -> AudioStatus;

@@ -29,6 +29,8 @@ pub struct SdlAudio {
     pacing: Pacing,
     /// SDL's device buffer (`spec.samples`): sound that left the queue but is not yet heard.
     device_frames: u32,
+    /// One frame while the frame loop expects a new game library (`hold_extra_frame`), else 0.
+    extra: u32,
     interleaved: Vec<i16>,
     underruns: u64,
     measured: QueueStats,
@@ -94,6 +96,7 @@ impl SdlAudio {
             sample_rate: rate,
             pacing,
             device_frames,
+            extra: 0,
             interleaved: vec![0; 2 * MAX_SOUND_FRAMES],
             underruns: 0,
             measured: QueueStats::default(),
@@ -179,7 +182,11 @@ impl AudioOutput for SdlAudio {
         // queue lacks, so the queue must still hold one device buffer when our next frame is
         // a little late: keep the target, one frame and one device buffer queued. The queue
         // grows as needed: no room limit.
-        self.pacing.frames_to_write(i64::from(queued), self.device_frames, i64::MAX)
+        self.pacing.frames_to_write(i64::from(queued), self.device_frames + self.extra, i64::MAX)
+    }
+
+    fn hold_extra_frame(&mut self, hold: bool) {
+        self.extra = if hold { self.pacing.tick_frames } else { 0 };
     }
 
     fn write(&mut self, left: &[f32], right: &[f32]) -> Result<usize, AudioError> {
