@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use handmade_support::{build_game_variant, find_breaks, platform_binary, stat, RATE, TONE_HZ};
+use handmade_support::{build_game_like_the_demo, find_breaks, platform_binary, stat, RATE, TONE_HZ};
 
 const FIRST_PRESS: u64 = 120;
 const PRESS_EVERY: u64 = 40;
@@ -97,7 +97,7 @@ fn main() {
     let presses: u64 = env_or("INPUT_TO_SOUND_PRESSES", 20);
     let repeats: usize = env_or("INPUT_TO_SOUND_REPEATS", 1);
     let only = std::env::var("INPUT_TO_SOUND_ONLY").unwrap_or_default();
-    let game = build_game_variant("");
+    let game = build_game_like_the_demo();
     let binary = platform_binary();
     if std::env::var("INPUT_TO_SOUND_CALIBRATE").is_ok() {
         calibrate(&binary, &game);

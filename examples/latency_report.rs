@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use handmade_support::{
-    build_game_variant, copy_workspace, find_gaps, platform_binary, read_wav, save_like_an_editor, stat, steady_part,
-    RATE, TONE_HZ,
+    build_game_like_the_demo, copy_workspace, find_gaps, platform_binary, read_wav, save_like_an_editor, stat,
+    steady_part, RATE, TONE_HZ,
 };
 
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ fn main() {
     let seconds: u64 = env_or("LATENCY_REPORT_SECONDS", 60);
     let repeats: usize = env_or("LATENCY_REPORT_REPEATS", 3);
     let only = std::env::var("LATENCY_REPORT_ONLY").unwrap_or_default();
-    let game = build_game_variant("");
+    let game = build_game_like_the_demo();
     let binary = platform_binary();
     let rebuild = (std::env::var("LATENCY_REPORT_REBUILD").as_deref() == Ok("1")).then(Rebuild::new);
     let cases: Vec<Case> = all_cases().into_iter().filter(|c| c.label().contains(only.as_str())).collect();

@@ -13,8 +13,8 @@ mod tone;
 
 pub use gaps::{find_breaks, find_gaps, follow_tone, steady_gaps, steady_part, Gap, ToneArrival};
 pub use paths::{
-    build_c_library, build_game_variant, cargo_build, copy_workspace, example_binary, platform_binary, profile_dir,
-    target_dir, workspace,
+    build_c_library, build_game_like_the_demo, build_game_variant, cargo_build, copy_workspace, example_binary,
+    platform_binary, profile_dir, target_dir, workspace,
 };
 pub use process::{
     expect_success, install_library, run_platform, save_like_an_editor, spawn_paced, spawn_watching,
