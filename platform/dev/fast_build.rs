@@ -510,12 +510,12 @@ impl GameBuilder {
     }
 
     /// Runs rustc holding cargo's lock on the profile directory, as cargo would.
-    fn run_rustc(&self, mut cmd: Command, nice: i32, interrupt: Option<&mut Interrupt<'_>>) -> Direct {
+    fn run_rustc(&self, cmd: Command, nice: i32, interrupt: Option<&mut Interrupt<'_>>) -> Direct {
         let _lock = match CargoLock::take(&self.profile_dir()) {
             Ok(lock) => lock,
             Err(e) => return Direct::Stale(format!("cannot take cargo's lock: {e}")),
         };
-        background(&mut cmd, nice);
+        let mut cmd = background(cmd, nice);
         let child = match cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn() {
             Ok(child) => child,
             Err(e) => return Direct::Stale(format!("cannot run rustc: {e}")),
@@ -533,8 +533,7 @@ impl GameBuilder {
     /// `cargo build` of the game with `profile`, its stderr read as it comes: the game's rustc
     /// command is captured (profile builds only), a lock wait is said.
     fn run_cargo(&mut self, profile: &str, nice: i32, quick: Option<u8>) -> Result<(), String> {
-        let mut cmd = cargo_command(&self.game, profile);
-        background(&mut cmd, nice);
+        let mut cmd = background(cargo_command(&self.game, profile), nice);
         let child =
             cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
         let mut seen = None;
@@ -643,8 +642,33 @@ fn cargo_command(game: &GameCrate, profile: &str) -> Command {
     cmd
 }
 
-/// Lower CPU priority, and tied to the platform's life (SIGTERM when it exits).
-fn background(cmd: &mut Command, nice: i32) {
+/// `cmd` at lower CPU priority, tied to the platform's life (SIGTERM when the thread that
+/// started it ends), and started without forking the platform: through `handmade-probe
+/// --background`, so `cmd` needs no `pre_exec` and std starts it with `posix_spawn` (a clone
+/// that shares the memory map until the exec). A `fork` of the platform copies its page tables
+/// while holding its memory-map lock, and write-protects every page it has written: the
+/// real-time frame thread (and the sound library's threads in the process) then wait on that
+/// lock, held by this normal-priority thread that a loaded machine preempts, and take a fault
+/// on the next write to each page of game memory and bitmap. That was where the sound writes
+/// came late during a rebuild (README, "A rebuild without a fork"). With no probe built, the
+/// old way: fork, then `setpriority` and `prctl` in the child.
+fn background(cmd: Command, nice: i32) -> Command {
+    if let Some(probe) = crate::reload::LoadProbe::find() {
+        let mut launch = Command::new(probe.program());
+        launch.arg("--background").arg(nice.to_string()).arg(std::process::id().to_string()).arg("--");
+        launch.arg(cmd.get_program()).args(cmd.get_args());
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => launch.env(key, value),
+                None => launch.env_remove(key),
+            };
+        }
+        if let Some(dir) = cmd.get_current_dir() {
+            launch.current_dir(dir);
+        }
+        return launch;
+    }
+    let mut cmd = cmd;
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec and only makes two plain
     // system calls (`setpriority`, `prctl`) that neither allocate nor take locks.
@@ -655,6 +679,7 @@ fn background(cmd: &mut Command, nice: i32) {
             Ok(())
         });
     }
+    cmd
 }
 
 /// Reads the child's stderr as it comes (each line to `on_line`), says a lock wait over a
@@ -770,6 +795,52 @@ impl CargoLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A build starts through the probe (no `pre_exec`, so no fork of the platform), at the
+    /// niceness asked for, in the directory and environment asked for, and gets SIGTERM when
+    /// the thread that started it ends.
+    #[test]
+    fn builds_start_through_the_probe_niced_and_tied_to_their_thread() {
+        use std::os::unix::process::ExitStatusExt;
+        if crate::reload::LoadProbe::find().is_none() {
+            eprintln!("SKIPPED: handmade-probe is not built beside this test");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo \"$(cut -d' ' -f19 /proc/self/stat) $(pwd) $HANDMADE_TEST_VALUE\""]);
+        cmd.current_dir(dir.path()).env("HANDMADE_TEST_VALUE", "passed on");
+        let mut launch = background(cmd, 7);
+        assert!(launch.get_program().to_string_lossy().ends_with("handmade-probe"));
+        let out = launch.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let expected = format!("7 {} passed on", dir.path().canonicalize().unwrap().display());
+        assert_eq!(text.trim(), expected, "stderr: {}", String::from_utf8_lossy(&out.stderr));
+
+        let mut sleeper = std::thread::spawn(|| {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            let child = background(cmd, 0).spawn().unwrap();
+            // The launcher asks for the signal once it runs: a thread that ends at once can
+            // beat it (the rebuild thread lives as long as the platform).
+            std::thread::sleep(Duration::from_millis(300));
+            child
+        })
+        .join()
+        .unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = sleeper.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = sleeper.kill();
+                panic!("the build outlived the thread that started it");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+    }
 
     const LINE: &str = "     Running `CARGO=/bin/cargo CARGO_CRATE_NAME=game CARGO_PKG_AUTHORS='' CARGO_PKG_DESCRIPTION='The demo: a cdylib' CARGO_PRIMARY_PACKAGE=1 /bin/rustc --crate-name game --edition=2021 game/src/lib.rs --error-format=json --json=diagnostic-rendered-ansi,artifacts --crate-type cdylib --emit=dep-info,link -C opt-level=3 --check-cfg 'cfg(feature, values(\"loud\"))' --out-dir /t/game-fast/deps -C incremental=/t/game-fast/incremental -L dependency=/t/game-fast/deps`";
 

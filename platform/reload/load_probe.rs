@@ -48,6 +48,11 @@ impl LoadProbe {
             .map(|program| Self { program })
     }
 
+    /// The probe program, which also starts the platform's builds (`--background`).
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
     /// Starts loading `library` in a new process; returns at once.
     pub fn start(&self, library: &Path) -> io::Result<ProbeRun> {
         let child = Command::new(&self.program)
