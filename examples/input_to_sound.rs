@@ -5,6 +5,9 @@
 //! `--latency-ms` (5, 10, 20): 20 presses, p50 and max, beside the device latency plus one
 //! frame (16.7 ms), the aim.
 //!
+//! The game is the demo's, optimised, as `cargo run --release` loads it (until 2026-12-02 the
+//! tests' unoptimised build: its sound was written about 5 ms into each frame).
+//!
 //! The presses: `up` and `down` alternately (the pitch stays near 256 Hz), each held 6 frames
 //! (the pitch glides about 5.6 % away and stays), one every 40 frames (667 ms: the pitch has
 //! long settled), the first at frame 120.

@@ -13,6 +13,12 @@
 //! what ALSA's `default` is on a PipeWire desktop; `PIPEWIRE_NULL_SINK_ALSA=pipewire`), labelled
 //! `alsa-pw`, beside the pulse plugin into pipewire-pulse (`alsa`).
 //!
+//! The game is the demo's as `cargo run --release` loads it (optimised: its frame reaches the
+//! sound write about 0.3 ms after the frame starts). Until 2026-12-02 this report loaded the
+//! tests' unoptimised build, which wrote about 5 ms late every frame.
+//! `HANDMADE_SWAP_HEADROOM=0` and `HANDMADE_FRAME_SPIN_US` pass through to the platform;
+//! `LATENCY_REPORT_PLATFORM=PATH` runs another build of it (an older commit's, to compare).
+//!
 //! `LATENCY_REPORT_REBUILD=1`: the game is a copy of the workspace's, watched (`--game-src`),
 //! and halfway through each run its source is saved again, so the platform rebuilds (cargo and
 //! rustc on the same 2 cores) and reloads it while the sound plays; the reloads are printed.
@@ -82,7 +88,8 @@ fn main() {
     let repeats: usize = env_or("LATENCY_REPORT_REPEATS", 3);
     let only = std::env::var("LATENCY_REPORT_ONLY").unwrap_or_default();
     let game = build_game_like_the_demo();
-    let binary = platform_binary();
+    // `LATENCY_REPORT_PLATFORM`: another build of the platform (an older commit's, to compare).
+    let binary = std::env::var_os("LATENCY_REPORT_PLATFORM").map_or_else(platform_binary, PathBuf::from);
     let rebuild = (std::env::var("LATENCY_REPORT_REBUILD").as_deref() == Ok("1")).then(Rebuild::new);
     let cases: Vec<Case> = all_cases().into_iter().filter(|c| c.label().contains(only.as_str())).collect();
     println!("latency report: {} cases, {seconds} s each, median of {repeats}", cases.len());

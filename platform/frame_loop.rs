@@ -151,12 +151,8 @@ struct SoundState {
     failed: bool,
     /// Real-time priority for the sound threads: what was granted, undone when the run ends.
     rt: audio::rt::Grant,
-    /// A new game library may be swapped in soon: a build or a check is under way, or a
-    /// forced reload is due next frame. Until it is in, the device holds one frame more than
-    /// the target, because the new library's first frame can reach the sound write much later
-    /// than the frame before did (the quick tier's opt-level 0 frame: 4.7 ms against 0.15),
-    /// and at a small `--latency-ms` that lateness is a gap.
-    swap_coming: bool,
+    /// A changed library is being test-loaded in the probe process (the reload's outcome).
+    checking: bool,
     /// `HANDMADE_SWAP_HEADROOM=0` never holds the extra frame (to measure what it does).
     swap_headroom: bool,
 }
@@ -273,7 +269,7 @@ impl<'a> Platform<'a> {
                 event: false,
                 failed: false,
                 rt,
-                swap_coming: false,
+                checking: false,
                 swap_headroom: std::env::var("HANDMADE_SWAP_HEADROOM").as_deref() != Ok("0"),
             },
             dev: DevLoop { watcher, build: None, live_loop },
@@ -355,7 +351,6 @@ impl<'a> Platform<'a> {
         let Some(watcher) = self.dev.watcher.as_mut() else { return kind };
         if watcher.build_started() {
             kind = FrameKind::Event;
-            self.sound.swap_coming = true;
             if let Some(window) = self.window.as_mut() {
                 window.set_title("building the game...");
             }
@@ -373,11 +368,8 @@ impl<'a> Platform<'a> {
                 if new {
                     self.dev.build = Some(build);
                 } else {
-                    self.sound.swap_coming = false;
                     log_reload(self.game.source(), None, Some(build));
                 }
-            } else {
-                self.sound.swap_coming = false; // nothing to load
             }
         }
         kind
@@ -395,18 +387,7 @@ impl<'a> Platform<'a> {
         } else {
             self.game.reload_if_changed(&mut take_snapshot)
         };
-        // Hold an extra frame of sound from the frame before a forced reload, and while a
-        // changed library is checked, until one is in or none is coming.
-        let next_is_forced = every != 0 && (self.frame_index + 1) % every == 0;
-        match outcome {
-            ReloadOutcome::Checking => self.sound.swap_coming = true,
-            ReloadOutcome::Reloaded { .. }
-            | ReloadOutcome::Failed
-            | ReloadOutcome::Missing
-            | ReloadOutcome::Waiting => self.sound.swap_coming = false,
-            ReloadOutcome::Unchanged => {}
-        }
-        self.sound.swap_coming |= next_is_forced;
+        self.sound.checking = outcome == ReloadOutcome::Checking;
         let kind = match outcome {
             ReloadOutcome::Unchanged => FrameKind::Normal,
             // Spawning the probe process, and saying that the library is gone, allocate.
@@ -423,6 +404,7 @@ impl<'a> Platform<'a> {
                 FrameKind::Reload
             }
             ReloadOutcome::Failed => {
+                self.dev.build = None; // its library is not coming
                 self.counters.reload_failures += 1;
                 FrameKind::Event // the attempt and its log line allocate
             }
@@ -518,7 +500,9 @@ impl<'a> Platform<'a> {
             self.write_late.record(late);
         }
         let allocs_before = AllocCounts::now();
-        self.audio.hold_extra_frame(self.sound.swap_coming && self.sound.swap_headroom);
+        let hold = self.sound.swap_headroom && self.swap_coming();
+        self.counters.swap_hold_frames += u64::from(hold);
+        self.audio.hold_extra_frame(hold);
         let wanted = self.audio.frames_wanted().min(MAX_SOUND_FRAMES);
         let queued_before = self.audio.status().queued_frames; // as `frames_wanted` just measured it
         let (status, count_from_game) = self.call_output_sound(left, right, wanted);
@@ -550,6 +534,20 @@ impl<'a> Platform<'a> {
             self.recover(GameCall::OutputSound, status);
         }
         failed
+    }
+
+    /// Whether a new game library may come in soon: a build is running (until its last tier
+    /// is in, so the quick tier's own frames keep the margin too), a finished one waits to be
+    /// loaded, a changed library is being checked, or a forced reload is due next frame.
+    /// Until then the device holds one frame more than the target, because the new library's
+    /// first frames can reach the sound write much later than the frame before did (the quick
+    /// tier's opt-level 0 frame: 4.7 ms against 0.2 optimised), and at a small `--latency-ms`
+    /// that lateness is a gap.
+    fn swap_coming(&self) -> bool {
+        let every = self.config.reload_every;
+        let forced_next = every != 0 && (self.frame_index + 1) % every == 0;
+        let building = self.dev.watcher.as_ref().is_some_and(BuildWatcher::building);
+        building || self.dev.build.is_some() || self.sound.checking || forced_next
     }
 
     /// The whole stack buffer is lent and `sample_count` says how much of it to fill, so a game

@@ -94,6 +94,8 @@ fn alsa_holds_an_extra_frame_before_a_reload() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{stderr}");
         assert_eq!(stat_u64(&output.stdout, "reloads"), 2, "{stderr}");
+        let holds = if headroom == "1" { 3 } else { 0 };
+        assert_eq!(stat_u64(&output.stdout, "swap_hold_frames"), holds, "{stderr}");
         let markers = sync_markers(&dump);
         assert_eq!(markers.len(), 60);
         for (frame, &(written, queued)) in markers.iter().enumerate() {

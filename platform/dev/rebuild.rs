@@ -48,7 +48,9 @@ pub struct BuildEvent {
 /// The frame loop's end: cheap to poll every frame.
 pub struct BuildWatcher {
     events: Receiver<BuildEvent>,
-    building: Receiver<()>,
+    /// true when a build starts, false when its last tier is done.
+    building: Receiver<bool>,
+    in_build: bool,
 }
 
 impl BuildWatcher {
@@ -75,7 +77,7 @@ impl BuildWatcher {
             let _platform = crate::reload::platform_thread();
             supervise(&mut job);
         })?;
-        Ok(Self { events, building })
+        Ok(Self { events, building, in_build: false })
     }
 
     /// A finished build, if one finished since the last call. Never blocks or allocates.
@@ -83,9 +85,19 @@ impl BuildWatcher {
         self.events.try_recv().ok()
     }
 
-    /// True once per build start (for the window title).
+    /// True once per build start (for the window title). Never blocks or allocates.
     pub fn build_started(&mut self) -> bool {
-        self.building.try_recv().is_ok()
+        let mut started = false;
+        while let Ok(building) = self.building.try_recv() {
+            started |= building;
+            self.in_build = building;
+        }
+        started
+    }
+
+    /// Whether a build is running, all its tiers, as of the last `build_started`.
+    pub fn building(&self) -> bool {
+        self.in_build
     }
 }
 
@@ -98,7 +110,7 @@ struct Job {
     /// Changes seen while a build ran: the next build's.
     pending: Vec<PathBuf>,
     done: Sender<BuildEvent>,
-    started: Sender<()>,
+    started: Sender<bool>,
     preparer: Option<Preparer>,
 }
 
@@ -127,7 +139,7 @@ fn watch_and_build(job: &mut Job) {
         let (changed, seen) = next_save(job);
         let saved_at = changed.iter().filter_map(|p| p.metadata().and_then(|m| m.modified()).ok()).max();
         let saved_at = saved_at.unwrap_or_else(SystemTime::now);
-        if job.started.send(()).is_err() {
+        if job.started.send(true).is_err() {
             return;
         }
         let build_start = Instant::now();
@@ -142,6 +154,7 @@ fn watch_and_build(job: &mut Job) {
             let build = Build { saved_at, detect, since_start: build_start.elapsed() };
             alive &= report(tier, build, preparer.as_deref_mut(), done);
         });
+        alive &= job.started.send(false).is_ok();
         if !alive {
             return;
         }

@@ -93,6 +93,10 @@ pub struct Counters {
     /// wake-up lateness plus the input and update work before the sound phase (for the demo
     /// a fraction of a millisecond). p50, p99, max.
     pub write_late_ms: [f64; 3],
+    /// Frames in which the device was asked to keep one frame more queued than the target,
+    /// because a new game library could come in (a build running, a check, a forced reload
+    /// next frame). The offline backend ignores the request.
+    pub swap_hold_frames: u64,
     pub arena_high_water_bytes: u64,
     pub nonfinite_samples: u64,
     /// Frames in which the game changed the sound buffer's frame count (ignored).
@@ -139,6 +143,7 @@ pub fn format_line(c: &Counters, frame: &Timings<'_>, reload: &Timings<'_>, resi
     kv("write_late_ms_p50", &format!("{:.1}", c.write_late_ms[0]));
     kv("write_late_ms_p99", &format!("{:.1}", c.write_late_ms[1]));
     kv("write_late_ms_max", &format!("{:.2}", c.write_late_ms[2]));
+    kv("swap_hold_frames", &c.swap_hold_frames);
     kv("arena_high_water_bytes", &c.arena_high_water_bytes);
     kv("resident_mib", &format!("{resident_mib:.1}"));
     kv("nonfinite_samples", &c.nonfinite_samples);
