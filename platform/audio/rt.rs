@@ -379,7 +379,7 @@ impl AbsoluteSleep {
             let instant = Instant::now();
             let after = monotonic_ns();
             let spread = after - before;
-            if best.is_none_or(|(s, _, _)| spread < s) {
+            if best.map_or(true, |(s, _, _)| spread < s) {
                 best = Some((spread, instant, before + spread / 2));
             }
         }
