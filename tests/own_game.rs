@@ -95,7 +95,7 @@ fn a_new_game_builds_with_plain_cargo_runs_headless_and_reloads_on_save() {
 fn edit_while_running(tmp: &Path, dir: &Path, library: &Path) {
     let wav = tmp.join("edited.wav");
     let args = ["--game", path(dir), "--headless", "--realtime", "--audio", "wav", "--wav-out", path(&wav), "--stats"];
-    let mut child = handmade(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Running::from(handmade(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
     let mut log = LogWatcher::new(child.stderr.take().unwrap());
     log.wait_for(&format!("rebuilding the game when {} changes", dir.display()), Duration::from_secs(120));
     sleep(Duration::from_millis(500));
@@ -161,12 +161,14 @@ fn a_copied_checkout_runs_its_own_game() {
         fs::copy(profile_dir().join(name), bin.join(name)).unwrap_or_else(|e| panic!("copy {name}: {e}"));
     }
     let binary = bin.join("handmade");
-    let mut child = handmade_at(&binary, &["--headless", "--realtime", "--audio", "none", "--stats"])
-        .current_dir(tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running::from(
+        handmade_at(&binary, &["--headless", "--realtime", "--audio", "none", "--stats"])
+            .current_dir(tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut log = LogWatcher::new(child.stderr.take().unwrap());
     let own = log.wait_for("using the checkout at", Duration::from_secs(300));
     assert!(own.contains(&format!("using the checkout at {}", copy.display())), "{own}");
@@ -288,7 +290,7 @@ fn a_rebuild_against_another_contract_is_one_line_and_the_game_plays_on() {
     new_game(&dir);
     let wav = tmp.path().join("out.wav");
     let args = ["--game", path(&dir), "--headless", "--realtime", "--audio", "wav", "--wav-out", path(&wav), "--stats"];
-    let mut child = handmade(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Running::from(handmade(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
     let mut log = LogWatcher::new(child.stderr.take().unwrap());
     log.wait_for("rebuilding the game when", Duration::from_secs(120));
     sleep(Duration::from_millis(500));

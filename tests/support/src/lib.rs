@@ -18,7 +18,7 @@ pub use paths::{
 };
 pub use process::{
     expect_success, install_library, run_platform, save_like_an_editor, spawn_paced, spawn_watching,
-    spawn_watching_with, stderr_lines, terminate, LogWatcher,
+    spawn_watching_with, stderr_lines, terminate, LogWatcher, Running,
 };
 pub use sound::{ideal_tone, max_error_steps, read_wav, Wav, DEFAULT_AMPLITUDE, RATE, TONE_HZ};
 pub use stats::{parse_stats, stat, stat_u64, StatsSource};

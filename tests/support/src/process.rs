@@ -9,6 +9,48 @@ use std::time::{Duration, Instant};
 
 use crate::paths::platform_binary;
 
+/// A platform (or other) child process that is killed when dropped while still running, so a
+/// test that fails half-way does not leave it playing and loading the machine for the tests
+/// that come after it (a leftover once failed two later paced-sound tests). Derefs to the
+/// `Child`; `wait_with_output` ends it the usual way.
+pub struct Running(Option<Child>);
+
+impl Running {
+    pub fn wait_with_output(mut self) -> std::io::Result<Output> {
+        self.0.take().expect("the child is there until waited for").wait_with_output()
+    }
+}
+
+impl From<Child> for Running {
+    fn from(child: Child) -> Self {
+        Self(Some(child))
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("the child is there until waited for")
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the child is there until waited for")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
 /// Runs the platform binary with `args` (logging at `info`) to the end and returns its output.
 pub fn run_platform(args: &[&str]) -> Output {
     Command::new(platform_binary()).args(args).env("RUST_LOG", "info").output().expect("run the handmade binary")
@@ -16,9 +58,9 @@ pub fn run_platform(args: &[&str]) -> Output {
 
 /// Starts the platform paced (`--realtime`) on the offline backend, writing `wav`, so a test
 /// has real time to change things under it; `extra` flags are appended.
-pub fn spawn_paced(game: &Path, wav: &Path, frames: u32, extra: &[&str]) -> Child {
+pub fn spawn_paced(game: &Path, wav: &Path, frames: u32, extra: &[&str]) -> Running {
     let frames = frames.to_string();
-    Command::new(platform_binary())
+    let child = Command::new(platform_binary())
         .args(["--headless", "--realtime", "--audio", "wav", "--stats", "--no-rebuild", "--frames", &frames])
         .arg("--game-lib")
         .arg(game)
@@ -29,7 +71,8 @@ pub fn spawn_paced(game: &Path, wav: &Path, frames: u32, extra: &[&str]) -> Chil
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn handmade")
+        .expect("spawn handmade");
+    Running::from(child)
 }
 
 /// Asserts that a run ended successfully (showing its stderr when not) and returns that
@@ -128,7 +171,7 @@ pub fn spawn_watching(
     target: &std::path::Path,
     wav: &std::path::Path,
     timeout: std::time::Duration,
-) -> (Child, LogWatcher) {
+) -> (Running, LogWatcher) {
     spawn_watching_with(ws, target, wav, timeout, &[])
 }
 
@@ -139,7 +182,7 @@ pub fn spawn_watching_with(
     wav: &std::path::Path,
     timeout: std::time::Duration,
     env: &[(&str, &str)],
-) -> (Child, LogWatcher) {
+) -> (Running, LogWatcher) {
     let mut child = Command::new(crate::platform_binary())
         .envs(env.iter().copied())
         .args(["--headless", "--realtime", "--audio", "wav", "--stats"])
@@ -154,6 +197,29 @@ pub fn spawn_watching_with(
         .spawn()
         .expect("spawn handmade");
     let mut log = LogWatcher::new(child.stderr.take().unwrap());
+    let child = Running::from(child);
     log.wait_for("rebuilding the game when", timeout);
     (child, log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child still running when its `Running` is dropped (a test that panicked half-way) is
+    /// killed and reaped; one that was waited for is left alone.
+    #[test]
+    fn a_dropped_running_child_is_killed() {
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let running = Running::from(child);
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        let start = Instant::now();
+        drop(running);
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "killed and reaped");
+        assert!(start.elapsed() < Duration::from_secs(5));
+
+        let done = Running::from(Command::new("true").stdout(Stdio::piped()).spawn().unwrap());
+        assert!(done.wait_with_output().unwrap().status.success());
+    }
 }
