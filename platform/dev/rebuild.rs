@@ -127,6 +127,7 @@ fn supervise(job: &mut Job) {
                     .or_else(|| panic.downcast_ref::<String>().cloned());
                 log::error!("the rebuild watcher panicked ({}); restarting it", why.unwrap_or_default());
                 job.watch = None;
+                let _ = job.started.send(false); // the build it was running is over
                 std::thread::sleep(RESTART_DELAY);
             }
         }
