@@ -649,9 +649,11 @@ fn cargo_command(game: &GameCrate, profile: &str) -> Command {
 /// while holding its memory-map lock, and write-protects every page it has written: the
 /// real-time frame thread (and the sound library's threads in the process) then wait on that
 /// lock, held by this normal-priority thread that a loaded machine preempts, and take a fault
-/// on the next write to each page of game memory and bitmap. That was where the sound writes
-/// came late during a rebuild (README, "A rebuild without a fork"). With no probe built, the
-/// old way: fork, then `setpriority` and `prctl` in the child.
+/// on the next write to each page of game memory and bitmap. (Removing it made no difference
+/// to the gaps that two 60 s runs could show, README "A rebuild at 5 ms"; the inversion is
+/// there all the same.) Carries the program, arguments, environment changes and directory;
+/// nothing here uses `env_clear`, which would not carry over. With no probe built, the old
+/// way: fork, then `setpriority` and `prctl` in the child.
 fn background(cmd: Command, nice: i32) -> Command {
     if let Some(probe) = crate::reload::LoadProbe::find() {
         let mut launch = Command::new(probe.program());
