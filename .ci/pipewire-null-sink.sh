@@ -39,6 +39,7 @@ done
 
 real_home=$HOME
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/handmade-pipewire.XXXXXX")
+keep_log=${PULSE_NULL_SINK_KEEP_LOG:-0} # 1: print the servers' logs even when the run passed
 chmod 700 "$tmp"
 bus_pid=""
 rec_pid=""
@@ -195,6 +196,10 @@ for _ in $(seq 100); do [[ -S $tmp/run/bus ]] && break; sleep 0.02; done
 # As root PipeWire's module-rt makes its data threads SCHED_FIFO, as rtkit does on a desktop.
 cat >"$tmp/start-server.sh" <<START
 #!/usr/bin/env bash
+# A killed server leaves its socket file behind: waiting for the file alone would go on at
+# once, and pipewire-pulse could then come up against a daemon still loading its modules
+# (seen: "Failure: Not supported" from load-module, and no sink).
+rm -f "$tmp/run/pipewire-0"
 pipewire >>"$tmp/pipewire.log" 2>&1 </dev/null &
 pw=\$!
 echo \$pw >>"$tmp/server.pids"
@@ -204,8 +209,11 @@ echo \$! >>"$tmp/server.pids"
 pipewire-pulse >>"$tmp/pipewire-pulse.log" 2>&1 </dev/null &
 echo \$! >>"$tmp/server.pids"
 for _ in \$(seq 250); do pactl info >/dev/null 2>&1 && break; sleep 0.02; done
-pactl load-module module-null-sink sink_name=$SINK rate=$RATE channels=2 format=s16le \\
-    sink_properties=device.description=handmade-null >/dev/null
+for _ in \$(seq 50); do
+    pactl load-module module-null-sink sink_name=$SINK rate=$RATE channels=2 format=s16le \\
+        sink_properties=device.description=handmade-null >/dev/null 2>&1 && break
+    sleep 0.1
+done
 pactl set-default-sink $SINK
 touch "$tmp/ready"
 wait

@@ -212,8 +212,10 @@ fn sdl_survives_pipewire_dying_and_coming_back() {
     server_dies_and_returns("sdl", Server::PipeWire, "sdl: the audio device stopped", "sdl: audio device reopened");
 }
 
-/// Kills the private server 1.5 s into a 6 s run and starts it again a second later: the
-/// frame loop keeps its pace throughout, the loss and the recovery are one line each.
+/// Kills the private server 1.5 s into a 10 s run and starts it again a second later: the
+/// frame loop keeps its pace throughout, the loss and the recovery are one line each. (A
+/// restarted PipeWire has come up 3-5 s late now and then, with the platform still playing:
+/// 6 s runs ended before it was back. Its cause was not found.)
 fn server_dies_and_returns(backend: &str, server: Server, lost: &str, reopened: &str) {
     if !server_available(server) {
         return;
@@ -221,7 +223,7 @@ fn server_dies_and_returns(backend: &str, server: Server, lost: &str, reopened: 
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let game_lib = build_game_variant("");
     let script = format!(
-        "'{}' --headless --audio {backend} --frames 360 --stats --no-rebuild --game-lib '{}' & p=$!; \
+        "'{}' --headless --audio {backend} --frames 600 --stats --no-rebuild --game-lib '{}' & p=$!; \
          sleep 1.5; \"$PULSE_NULL_SINK_KILL\"; sleep 1; (\"$PULSE_NULL_SINK_START\" &); wait $p",
         env!("CARGO_BIN_EXE_handmade"),
         game_lib.display()
@@ -235,8 +237,8 @@ fn server_dies_and_returns(backend: &str, server: Server, lost: &str, reopened: 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{backend}:\n{stdout}\n{stderr}");
-    assert_eq!(stat_u64(&output.stdout, "frames"), 360, "{stdout}");
-    assert!(seconds < 12.0, "{backend}: 6 s of frames took {seconds:.1} s: the loop was held up");
+    assert_eq!(stat_u64(&output.stdout, "frames"), 600, "{stdout}");
+    assert!(seconds < 16.0, "{backend}: 10 s of frames took {seconds:.1} s: the loop was held up");
     let count = |text: &str| stderr.lines().filter(|l| l.contains(text)).count();
     assert_eq!(count(lost), 1, "{backend}: the loss is said once:\n{stderr}");
     assert_eq!(count(reopened), 1, "{backend}: and so is the recovery:\n{stderr}");

@@ -211,15 +211,16 @@ fn the_pulse_path_is_told_from_the_pipewire_plugin() {
 /// PipeWire's ALSA plugin answers EPIPE, as for an underrun, to every call once the server is
 /// gone, and its `prepare` still succeeds: the platform used to prepare again every frame
 /// forever (allocating in the plugin each time; the I/O thread spun until RLIMIT_RTTIME demoted
-/// it) and never reopened. Killed 1.5 s into a 6 s run and started a second later: the loss and
-/// the recovery are one line each, and the loop keeps its pace.
+/// it) and never reopened. Killed 1.5 s into a 10 s run and started a second later: the loss
+/// and the recovery are one line each, and the loop keeps its pace. (10 s: a restarted
+/// PipeWire has come up 3-5 s late now and then; see tests/audio_paced.rs.)
 fn server_dies_and_returns(io: &str) {
     if !programs_found() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let script = format!(
-        "'{}' --headless --audio alsa --alsa-io {io} --frames 360 --stats --no-rebuild --game-lib '{}' & p=$!; \
+        "'{}' --headless --audio alsa --alsa-io {io} --frames 600 --stats --no-rebuild --game-lib '{}' & p=$!; \
          sleep 1.5; \"$PULSE_NULL_SINK_KILL\"; sleep 1; (\"$PULSE_NULL_SINK_START\" &); wait $p",
         env!("CARGO_BIN_EXE_handmade"),
         build_game_variant("").display()
@@ -236,8 +237,8 @@ fn server_dies_and_returns(io: &str) {
         return skip_unless_ci(&stderr);
     }
     assert!(output.status.success(), "{io}:\n{stdout}\n{stderr}");
-    assert_eq!(stat_u64(&output.stdout, "frames"), 360, "{stdout}");
-    assert!(seconds < 12.0, "{io}: 6 s of frames took {seconds:.1} s: the loop was held up");
+    assert_eq!(stat_u64(&output.stdout, "frames"), 600, "{stdout}");
+    assert!(seconds < 16.0, "{io}: 10 s of frames took {seconds:.1} s: the loop was held up");
     let count = |text: &str| stderr.lines().filter(|l| l.contains(text)).count();
     assert_eq!(count("alsa: lost `default`"), 1, "{io}: the loss is said once:\n{stderr}");
     assert_eq!(count("alsa: `default` reopened"), 1, "{io}: and so is the recovery:\n{stderr}");
