@@ -213,7 +213,7 @@ fn the_pulse_path_is_told_from_the_pipewire_plugin() {
 /// forever (allocating in the plugin each time; the I/O thread spun until RLIMIT_RTTIME demoted
 /// it) and never reopened. Killed 1.5 s into a 10 s run and started a second later: the loss
 /// and the recovery are one line each, and the loop keeps its pace. (10 s: a restarted
-/// PipeWire has come up 3-5 s late now and then; see tests/audio_paced.rs.)
+/// PipeWire has come up over 3 s late now and then; see tests/audio_paced.rs.)
 fn server_dies_and_returns(io: &str) {
     if !programs_found() {
         return;
