@@ -630,16 +630,22 @@ fn cargo_command(game: &GameCrate, profile: &str) -> Command {
         }
     }
     cmd.args(args).arg("-vv").arg("--color=never");
-    for (key, value) in base.get_envs() {
+    carry_env_and_dir(&base, &mut cmd);
+    cmd
+}
+
+/// Copies `from`'s environment changes and working directory onto `to` (`env_clear` is not
+/// visible through `Command` and is not used here).
+fn carry_env_and_dir(from: &Command, to: &mut Command) {
+    for (key, value) in from.get_envs() {
         match value {
-            Some(value) => cmd.env(key, value),
-            None => cmd.env_remove(key),
+            Some(value) => to.env(key, value),
+            None => to.env_remove(key),
         };
     }
-    if let Some(dir) = base.get_current_dir() {
-        cmd.current_dir(dir);
+    if let Some(dir) = from.get_current_dir() {
+        to.current_dir(dir);
     }
-    cmd
 }
 
 /// `cmd` at lower CPU priority, tied to the platform's life (SIGTERM when the thread that
@@ -651,23 +657,15 @@ fn cargo_command(game: &GameCrate, profile: &str) -> Command {
 /// lock, held by this normal-priority thread that a loaded machine preempts, and take a fault
 /// on the next write to each page of game memory and bitmap. (Removing it made no difference
 /// to the gaps that two 60 s runs could show, README "A rebuild at 5 ms"; the inversion is
-/// there all the same.) Carries the program, arguments, environment changes and directory;
-/// nothing here uses `env_clear`, which would not carry over. With no probe built, the old
+/// there all the same.) Carries the program, arguments, environment changes and directory.
+/// With no probe built, the old
 /// way: fork, then `setpriority` and `prctl` in the child.
 fn background(cmd: Command, nice: i32) -> Command {
     if let Some(probe) = crate::reload::LoadProbe::find() {
         let mut launch = Command::new(probe.program());
         launch.arg("--background").arg(nice.to_string()).arg(std::process::id().to_string()).arg("--");
         launch.arg(cmd.get_program()).args(cmd.get_args());
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(value) => launch.env(key, value),
-                None => launch.env_remove(key),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            launch.current_dir(dir);
-        }
+        carry_env_and_dir(&cmd, &mut launch);
         return launch;
     }
     let mut cmd = cmd;
