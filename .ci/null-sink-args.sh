@@ -12,7 +12,9 @@ mode=${1:-}
 [[ $mode == run || $mode == shell ]] || usage
 shift
 record=""
-keep_log=0
+# --keep-log, or PULSE_NULL_SINK_KEEP_LOG=1 through a test or report that runs the harness:
+# print the server's log even when the run passed.
+keep_log=${PULSE_NULL_SINK_KEEP_LOG:-0}
 while [[ $# -gt 0 ]]; do
     case $1 in
         --record) record=$2; shift 2 ;;

@@ -39,7 +39,6 @@ done
 
 real_home=$HOME
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/handmade-pipewire.XXXXXX")
-keep_log=${PULSE_NULL_SINK_KEEP_LOG:-0} # 1: print the servers' logs even when the run passed
 chmod 700 "$tmp"
 bus_pid=""
 rec_pid=""

@@ -14,6 +14,12 @@
 #! Environment seen by COMMAND: PULSE_SERVER, PULSE_SINK_NAME, PULSE_TMP, HOME, XDG_RUNTIME_DIR,
 #! SDL_AUDIODRIVER, PULSE_NULL_SINK_KILL / PULSE_NULL_SINK_START (scripts that kill the server
 #! and start it again, for fault tests), plus CARGO_HOME/RUSTUP_HOME pinned to the real ones.
+#!
+#! Settings, from the environment: PULSE_NULL_SINK_LOG_LEVEL (notice; debug logs each stream
+#! underrun, with a time), PULSE_NULL_SINK_KEEP_LOG=1 (print the log's tail even when the run
+#! passed), PULSE_NULL_SINK_LOG_LINES (30), PULSE_NULL_SINK_SRBCHANNEL (no; a desktop's
+#! PulseAudio says yes: clients then hand their sound to the sink's thread without the
+#! server's main thread in between).
 set -euo pipefail
 
 SINK=handmade_null
@@ -86,8 +92,8 @@ EOF
 cat >"$tmp/start-server.sh" <<START
 #!/usr/bin/env bash
 exec pulseaudio -n --daemonize=no --exit-idle-time=-1 --use-pid-file=no --system=no \\
-    --disallow-exit=yes --log-target="file:$tmp/pulse.log" --log-level="${PULSE_NULL_SINK_LOG_LEVEL:-notice}" \\
-    --load="module-native-protocol-unix socket=$tmp/run/pulse/native auth-anonymous=1 srbchannel=no" \\
+    --disallow-exit=yes --log-target="file:$tmp/pulse.log" --log-time=1 --log-level="${PULSE_NULL_SINK_LOG_LEVEL:-notice}" \\
+    --load="module-native-protocol-unix socket=$tmp/run/pulse/native auth-anonymous=1 srbchannel=${PULSE_NULL_SINK_SRBCHANNEL:-no}" \\
     --load="module-null-sink sink_name=$SINK rate=$RATE channels=2 format=s16le norewinds=1 sink_properties=device.description=handmade-null" \\
     --load="module-default-device-restore" </dev/null >>"$tmp/pulse.log" 2>&1
 START
