@@ -73,6 +73,8 @@ pub struct AlsaAudio {
     /// The delay measured for this frame's write.
     delay: i64,
     heard: GapDetector,
+    /// Thread mode: the I/O thread's EPIPE count already passed to `heard`.
+    epipes_seen: u64,
     latency: WriteLatency,
     /// The gap detector's clock.
     epoch: Instant,
@@ -166,6 +168,7 @@ impl AlsaAudio {
             delay: 0,
             // The pulse plugin's delay moves smoothly: a short window.
             heard: GapDetector::new(rate, 4, 0, GAP_US),
+            epipes_seen: 0,
             latency: WriteLatency::default(),
             epoch,
             // The silence that started the device counts as a write.
@@ -188,6 +191,7 @@ impl AlsaAudio {
             libc::EPIPE if self.epipe_pending => false,
             libc::EPIPE => {
                 self.underruns += 1;
+                self.heard.device_gaps(1);
                 self.epipe_pending = true;
                 // Not `snd_pcm_recover`: with `silent = 0` it prints, and for ESTRPIPE it
                 // sleeps a second per attempt. `prepare` is immediate.
@@ -379,7 +383,10 @@ impl AudioOutput for AlsaAudio {
         match result {
             // `write_all` prepared the stream and its retry was taken: only count the
             // underrun (preparing again would drop what the retry queued).
-            Err((taken, e)) if e.errno() == libc::EPIPE && taken > 0 => self.underruns += 1,
+            Err((taken, e)) if e.errno() == libc::EPIPE && taken > 0 => {
+                self.underruns += 1;
+                self.heard.device_gaps(1);
+            }
             Err((_, e)) => self.recover(e),
             Ok(_) => {}
         }
@@ -570,6 +577,9 @@ impl AlsaAudio {
         if self.no_delay.measured(snapshot.delay) {
             return self.pace_by_clock();
         }
+        let epipes = io.epipes();
+        self.heard.device_gaps(epipes.saturating_sub(self.epipes_seen));
+        self.epipes_seen = epipes;
         self.heard.measured(snapshot.at_ns, snapshot.played);
         self.pacing.frames_to_write(queued, self.server_cycle + self.extra, room as i64)
     }

@@ -79,6 +79,8 @@ struct Shared {
     delay: AtomicI64,
     state: AtomicU8,
     underruns: AtomicU64,
+    /// Of those, the ones the device reported itself (EPIPE): heard gaps for certain.
+    epipes: AtomicU64,
     stop: AtomicBool,
     drain: AtomicBool,
     done: AtomicBool,
@@ -155,6 +157,7 @@ impl IoLink {
             delay: AtomicI64::new(silence as i64),
             state: AtomicU8::new(IoState::Running as u8),
             underruns: AtomicU64::new(0),
+            epipes: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             drain: AtomicBool::new(false),
             done: AtomicBool::new(false),
@@ -195,6 +198,11 @@ impl IoLink {
 
     pub fn underruns(&self) -> u64 {
         self.shared.underruns.load(Relaxed)
+    }
+
+    /// The underruns the device reported itself (EPIPE), a count that only grows.
+    pub fn epipes(&self) -> u64 {
+        self.shared.epipes.load(Relaxed)
     }
 
     /// Queues interleaved device frames; returns how many fit.
@@ -378,6 +386,7 @@ impl Feeder {
                 // over (preparing again would drop what the retry queued).
                 Some(e) if e.errno() == libc::EPIPE && taken > 0 => {
                     shared.underruns.fetch_add(1, Relaxed);
+                    shared.epipes.fetch_add(1, Relaxed);
                 }
                 Some(e) => return self.recover(e, shared),
                 None => {}
@@ -399,6 +408,7 @@ impl Feeder {
             libc::EPIPE if self.epipe_pending => Err(error),
             libc::EPIPE => {
                 shared.underruns.fetch_add(1, Relaxed);
+                shared.epipes.fetch_add(1, Relaxed);
                 self.dry = true;
                 self.epipe_pending = true;
                 // Not `snd_pcm_recover`: it prints, and sleeps for ESTRPIPE.
