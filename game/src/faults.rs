@@ -1,7 +1,8 @@
 //! Faults the test variants commit on purpose (features in `game/Cargo.toml`, never default):
 //! each is a real crash a real game can have, which the platform must contain. None of them
 //! unwinds, so `guard` cannot catch them; they fire on every call, as `panic-update` does.
-//! With no fault feature both functions are empty.
+//! With no fault feature both functions are empty. `hitch` is the one that is no crash: a
+//! slow frame now and then.
 
 /// Called at the start of every `game_update_and_render`.
 pub fn in_update() {
@@ -21,6 +22,20 @@ pub fn in_update() {
     illegal_instruction();
     #[cfg(feature = "loader-thread")]
     start_loader_thread();
+    #[cfg(feature = "hitch")]
+    hitch();
+}
+
+/// A game that hitches: every 45th frame takes 40 ms (a level load, a shader compile), more
+/// than the sound queued at any usual latency, so the sound breaks for the rest. Not a crash:
+/// the platform keeps it; the tests count the gaps it leaves.
+#[cfg(feature = "hitch")]
+fn hitch() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static FRAMES: AtomicU32 = AtomicU32::new(0);
+    if FRAMES.fetch_add(1, Ordering::Relaxed) % 45 == 44 {
+        std::thread::sleep(std::time::Duration::from_millis(40));
+    }
 }
 
 /// An asset loader that never finishes: a thread whose code lives in this library and keeps

@@ -480,7 +480,7 @@ fn open_in_background(settings: &Settings) -> Pending<Device> {
 /// The blocking part: open non-blocking, then hardware and software parameters.
 fn open_pcm(settings: &Settings) -> alsa::Result<Device> {
     let pcm = PCM::new(&settings.device, Direction::Playback, true)?;
-    let (float, rate, pacing, buffer_frames, period_frames) = {
+    let (float, rate, pacing, buffer_frames, period_frames, wake) = {
         let hw = HwParams::any(&pcm)?;
         // PulseAudio/PipeWire's ALSA plugins take interleaved access only.
         hw.set_access(Access::RWInterleaved)?;
@@ -491,19 +491,20 @@ fn open_pcm(settings: &Settings) -> alsa::Result<Device> {
         // measured in its frames: every amount below is computed at the granted rate.
         let rate = hw.set_rate_near(settings.sample_rate, ValueOr::Nearest)?;
         let pacing = Pacing::new(rate, settings.fps, settings.latency_ms);
-        let (buffer, period) = device_buffer(settings.io, pacing);
+        let (buffer, period, wake) = device_buffer(settings.io, pacing);
         hw.set_period_size_near(period, ValueOr::Nearest)?;
         let buffer = hw.set_buffer_size_near(buffer)?;
         pcm.hw_params(&hw)?;
         let period = pcm.hw_params_current()?.get_period_size()?;
-        (float, rate, pacing, buffer, period)
+        (float, rate, pacing, buffer, period, wake)
     };
     {
         let sw = pcm.sw_params_current()?;
-        // Start as soon as the first write reaches the target; wake-ups per period.
+        // Start as soon as the first write reaches the target; wake-ups per `wake` frames
+        // free, never fewer than a period.
         let start = i64::from(pacing.target_frames).min(buffer_frames);
         sw.set_start_threshold(start.max(1))?;
-        sw.set_avail_min(period_frames)?;
+        sw.set_avail_min(wake.max(period_frames).min(buffer_frames))?;
         pcm.sw_params(&sw)?;
     }
     let to_u32 = |frames: i64| frames.clamp(0, i64::from(u32::MAX)) as u32;
@@ -520,22 +521,33 @@ fn server_cycle_frames(rate: u32) -> u32 {
     (u64::from(SERVER_CYCLE_FRAMES_48K) * u64::from(rate) / 48_000) as u32
 }
 
-/// Buffer and period asked of the device, in frames. The pulse plugin passes them on to the
-/// server (`tlength` and `minreq`), which picks its cycle (PipeWire: its quantum) to match.
-fn device_buffer(io: AlsaIo, pacing: Pacing) -> (i64, i64) {
+/// Buffer, period and wake-up size (`avail_min`) asked of the device, in frames.
+///
+/// The two plugins a desktop's `default` goes through read different ones:
+/// - the pulse plugin passes the buffer and the period on as `tlength` and `minreq`, and
+///   PulseAudio (it connects with early requests) runs its sink in blocks of `minreq`: at each
+///   wake-up the stream must hold a whole block more than has played, or the block is partly
+///   silent. At a period of a quarter frame (4.2 ms) a 5 ms target left 0.8 ms for the error of
+///   the plugin's interpolated delay, and the server logged an underrun at every gap the
+///   recording had (issue 12);
+/// - PipeWire's plugin takes `avail_min` as its node latency, which sets the graph's quantum;
+///   a quantum of 64 frames left more and more frequent gaps than 128.
+/// So in frame mode the period follows the target (a quarter of it), while the wake-up size
+/// stays at a quarter frame.
+fn device_buffer(io: AlsaIo, pacing: Pacing) -> (i64, i64, i64) {
     let (target, tick) = (i64::from(pacing.target_frames), i64::from(pacing.tick_frames));
     match io {
-        // Room for the target queue, the frame being written and a late frame's catch-up;
-        // periods of a quarter frame so the device (or sound server) asks for data often.
+        // Room for the target queue, the frame being written and a late frame's catch-up.
         AlsaIo::Frame => {
             let buffer = target + 3 * tick;
-            (buffer, (tick / 4).clamp(64, buffer / 4))
+            let wake = (tick / 4).clamp(64, buffer / 4);
+            (buffer, (target / 4).clamp(32, wake), wake)
         }
         // The thread tops the device up every period: its buffer is the latency alone (the
         // frame's sound waits in the ring), in periods of a quarter of it, as cpal asks.
         AlsaIo::Thread => {
             let period = (target / 4).max(32);
-            (target.max(2 * period), period)
+            (target.max(2 * period), period, period)
         }
     }
 }
