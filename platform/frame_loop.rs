@@ -151,8 +151,6 @@ struct SoundState {
     failed: bool,
     /// Real-time priority for the sound threads: what was granted, undone when the run ends.
     rt: audio::rt::Grant,
-    /// A changed library is being test-loaded in the probe process (the reload's outcome).
-    checking: bool,
     /// `HANDMADE_SWAP_HEADROOM=0` never holds the extra frame (to measure what it does).
     swap_headroom: bool,
 }
@@ -269,7 +267,6 @@ impl<'a> Platform<'a> {
                 event: false,
                 failed: false,
                 rt,
-                checking: false,
                 swap_headroom: std::env::var("HANDMADE_SWAP_HEADROOM").as_deref() != Ok("0"),
             },
             dev: DevLoop { watcher, build: None, live_loop },
@@ -387,7 +384,6 @@ impl<'a> Platform<'a> {
         } else {
             self.game.reload_if_changed(&mut take_snapshot)
         };
-        self.sound.checking = outcome == ReloadOutcome::Checking;
         let kind = match outcome {
             ReloadOutcome::Unchanged => FrameKind::Normal,
             // Spawning the probe process, and saying that the library is gone, allocate.
@@ -538,7 +534,8 @@ impl<'a> Platform<'a> {
 
     /// Whether a new game library may come in soon: a build is running (until its last tier
     /// is in, so the quick tier's own frames keep the margin too), a finished one waits to be
-    /// loaded, a changed library is being checked, or a forced reload is due next frame.
+    /// loaded, a changed library is on its way in (`GameCode::swap_pending`: seen, being checked,
+    /// or prepared), or a forced reload is due next frame.
     /// Until then the device holds one frame more than the target, because the new library's
     /// first frames can reach the sound write much later than the frame before did (the quick
     /// tier's opt-level 0 frame: 4.7 ms against 0.2 optimised), and at a small `--latency-ms`
@@ -547,7 +544,7 @@ impl<'a> Platform<'a> {
         let every = self.config.reload_every;
         let forced_next = every != 0 && (self.frame_index + 1) % every == 0;
         let building = self.dev.watcher.as_ref().is_some_and(BuildWatcher::building);
-        building || self.dev.build.is_some() || self.sound.checking || forced_next
+        building || self.dev.build.is_some() || self.game.swap_pending() || forced_next
     }
 
     /// The whole stack buffer is lent and `sample_count` says how much of it to fill, so a game

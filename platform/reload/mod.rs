@@ -207,6 +207,13 @@ impl GameCode {
         &self.source
     }
 
+    /// A changed library is on its way in: seen and holding still for a poll, being
+    /// test-loaded in the probe, or prepared by the rebuild watcher for the next poll. (Not a
+    /// retry after a transient failure, which may wait long.)
+    pub fn swap_pending(&self) -> bool {
+        matches!(self.pending, Pending::Settling(_) | Pending::Probing { .. } | Pending::Prepared(_))
+    }
+
     pub fn copies_dir(&self) -> &Path {
         self.copies.dir.path()
     }
@@ -709,9 +716,14 @@ mod tests {
         let own = fs::read("/proc/self/exe").unwrap();
         fs::write(&path, &own[..own.len() / 2]).unwrap();
         let mut code = watching(&path);
-        let outcomes: Vec<ReloadOutcome> = (0..100).map(|_| code.reload_if_changed(&mut || {})).collect();
+        assert!(!code.swap_pending());
+        let first = code.reload_if_changed(&mut || {});
+        assert!(code.swap_pending(), "a changed file holding still for a poll is on its way in");
+        let mut outcomes: Vec<ReloadOutcome> = (0..99).map(|_| code.reload_if_changed(&mut || {})).collect();
+        outcomes.insert(0, first);
         let checked = outcomes.iter().filter(|o| **o == ReloadOutcome::Waiting).count();
         assert_eq!(checked, 1, "checked once, after the one-poll settle: {outcomes:?}");
+        assert!(!code.swap_pending(), "a refused file is not coming in");
         assert_eq!(code.copies.made, 0, "the file is checked where it is, not copied each frame");
         assert!(matches!(code.pending, Pending::Parked(_)), "waits for the file to change");
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 0);
@@ -734,9 +746,11 @@ mod tests {
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 1, "a dropped preparation is removed");
         assert!(code.take_prepared(second));
         assert!(matches!(code.pending, Pending::Prepared(_)));
+        assert!(code.swap_pending());
         // An executable is not a loadable game library: the install fails, once, and parks.
         assert_eq!(code.reload_if_changed(&mut || panic!("never swapped")), ReloadOutcome::Failed);
         assert!(matches!(code.pending, Pending::Parked(_)));
+        assert!(!code.swap_pending());
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 0, "the used copy is removed");
         fs::write(&path, b"short").unwrap();
         assert!(preparer.prepare().is_none(), "an incomplete file is left to the frame loop");
