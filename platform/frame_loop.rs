@@ -227,8 +227,11 @@ impl<'a> Platform<'a> {
         })?;
         let script = config.input_script.as_deref().map(InputScript::load).transpose()?;
         let (library, watched) = game_build::resolve_game(config).map_err(PlatformError::Other)?;
-        let game = GameCode::load(&library)?;
+        let mut game = GameCode::load(&library)?;
         log::info!("loaded game library {}", library.display());
+        if let Err(e) = game.watch_source() {
+            log::warn!("cannot start the thread that watches {} ({e}); the frame polls it itself", library.display());
+        }
         let timeout = Duration::from_millis(u64::from(config.game_timeout_ms));
         let guard = CallGuard::install(timeout)
             .map_err(|e| PlatformError::Other(format!("cannot guard the game's calls: {e}")))?;

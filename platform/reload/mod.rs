@@ -16,6 +16,7 @@ mod elf_check;
 mod error;
 mod library;
 mod load_probe;
+mod stamp_watch;
 
 pub use error::GameCodeError;
 use library::{code_in_use, CodeInUse};
@@ -25,6 +26,7 @@ pub use load_probe::{LoadProbe, ProbeResult, ProbeRun};
 use crate::private_fs::{non_file_kind, private_dir, refuse_unsafe};
 use elf_check::{check_elf, ElfError};
 use library::LoadedLibrary;
+use stamp_watch::StampWatch;
 
 /// Polls (frames) a vanished library may stay away before the user is told.
 const MISSING_POLLS_BEFORE_WARNING: u32 = 30;
@@ -115,6 +117,9 @@ pub struct GameCode {
     previous: Option<(LoadedLibrary, u32)>,
     pending: Pending,
     retired: Retired,
+    /// The source's stamp, polled on a thread of its own once `watch_source` started it (the
+    /// frame loop does); without it `stamp` asks the file system.
+    watch: Option<StampWatch>,
 }
 
 /// Libraries swapped out for good. One is unmapped only once no other thread runs its code (a
@@ -186,6 +191,7 @@ impl GameCode {
             previous: None,
             pending: Pending::Idle,
             retired: Retired::default(),
+            watch: None,
         };
         let stamp = code.stamp().map_err(|e| GameCodeError::Missing { path: source.into(), source: e })?;
         code.load_now(stamp, &mut || {})?;
@@ -218,13 +224,24 @@ impl GameCode {
         self.copies.dir.path()
     }
 
+    /// From here on the source's stamp is polled on a thread of its own, and the per-frame
+    /// poll (`reload_if_changed`) makes no system call while nothing changed.
+    pub fn watch_source(&mut self) -> std::io::Result<()> {
+        self.watch = Some(StampWatch::start(&self.source)?);
+        Ok(())
+    }
+
     fn stamp(&self) -> std::io::Result<FileStamp> {
-        FileStamp::of(&self.source)
+        match &self.watch {
+            Some(watch) => watch.stamp(),
+            None => FileStamp::of(&self.source),
+        }
     }
 
     /// Polls the source file; reloads once a changed file has held still for one poll and is a
-    /// complete ELF file. Costs one `stat` when nothing changed. `before_swap` runs after the new
-    /// library passed every check, just before it replaces the running one.
+    /// complete ELF file. Costs one `stat` when nothing changed, or with `watch_source` none
+    /// (a read of what the watch thread saw). `before_swap` runs after the new library passed
+    /// every check, just before it replaces the running one.
     pub fn reload_if_changed(&mut self, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
         let stamp = match self.stamp() {
             Ok(stamp) => stamp,
@@ -682,6 +699,7 @@ mod tests {
             previous: None,
             pending: Pending::Idle,
             retired: Retired::default(),
+            watch: None,
         }
     }
 
