@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the contract crate's tests (the arena and the real-time toolkit: pool, ring, delay line,
 # SPSC queue, double buffer) and the platform's memory-block, snapshot, asset and ALSA
-# sample-ring tests and the library stamp's seqlock under Miri, which checks every unsafe access for undefined behaviour and
-# the two-thread tests for data races. Long stress tests are skipped or shrunk
-# under `cfg(miri)`. Usage: .ci/miri.sh [extra `cargo miri test` args]
+# sample-ring tests and the library stamp's seqlock under Miri, which checks every unsafe
+# access for undefined behaviour and the two-thread tests for data races. Long stress tests
+# are skipped or shrunk under `cfg(miri)`. Usage: .ci/miri.sh [extra `cargo miri test` args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -114,11 +114,12 @@ impl GapDetector {
     }
 
     /// The device itself said it ran out (ALSA's EPIPE), `reported` times: the server played
-    /// silence for part of a cycle, each a gap whatever the position figure shows. PipeWire's ALSA plugin
-    /// flags every cycle it had to pad with silence, while its delay figure moves a whole
-    /// quantum at a time, too coarse for `measured` to see a quantum's silence in (issue 12:
-    /// 12 of 64 recorded gaps at 2 ms). Counted here; the rise the silence leaves in the
-    /// offset is this gap, not another: the baseline is taken afresh over the next window.
+    /// silence for part of a cycle, each a gap whatever the position figure shows. PipeWire's
+    /// ALSA plugin flags every cycle it had to pad with silence, while its delay figure moves
+    /// a whole quantum at a time, too coarse for `measured` to see a quantum's silence in
+    /// (issue 12: 12 of 64 recorded gaps at 2 ms). Counted here; the rise the silence leaves
+    /// in the offset is this gap, not another: the baseline follows it over the next window,
+    /// and the rise goes to `gap_frames`.
     pub fn device_gaps(&mut self, reported: u64) {
         if reported == 0 {
             return;
@@ -140,7 +141,11 @@ impl GapDetector {
         let filled = (self.seen as usize).min(recent.len());
         let low = recent[..filled].iter().copied().min().unwrap_or(offset);
         log::trace!("gap detector: offset {offset} low {low} baseline {}", self.baseline);
-        let counted = if self.seen <= SETTLE.max(self.window as u32) || self.seen <= self.rebase_until {
+        let settling = self.seen <= SETTLE.max(self.window as u32);
+        let counted = if settling || self.seen <= self.rebase_until {
+            if !settling {
+                self.gap_frames += (low - self.baseline).max(0) as u64;
+            }
             self.baseline = low;
             false
         } else {
@@ -312,6 +317,7 @@ mod tests {
             d.measured(now, (now * 48 / MS) as i64 - silent);
         }
         assert_eq!(d.gaps(), 2, "{d:?}");
+        assert_eq!(d.gap_frames(), 512, "both silences' length: {d:?}");
         // One the position cannot show at all (a figure too coarse) still counts.
         let mut d = run(600, &[], |_| 0);
         d.device_gaps(1);

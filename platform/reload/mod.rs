@@ -120,6 +120,10 @@ pub struct GameCode {
     /// The source's stamp, polled on a thread of its own once `watch_source` started it (the
     /// frame loop does); without it `stamp` asks the file system.
     watch: Option<StampWatch>,
+    /// The watch thread's poll count that is sure to have looked after the last install: a
+    /// build installed from a fresher look (the watcher's preparation) must not be taken for
+    /// a change by a watch that has not seen it yet.
+    fresh_after: u64,
 }
 
 /// Libraries swapped out for good. One is unmapped only once no other thread runs its code (a
@@ -192,6 +196,7 @@ impl GameCode {
             pending: Pending::Idle,
             retired: Retired::default(),
             watch: None,
+            fresh_after: 0,
         };
         let stamp = code.stamp().map_err(|e| GameCodeError::Missing { path: source.into(), source: e })?;
         code.load_now(stamp, &mut || {})?;
@@ -243,6 +248,10 @@ impl GameCode {
     /// (a read of what the watch thread saw). `before_swap` runs after the new library passed
     /// every check, just before it replaces the running one.
     pub fn reload_if_changed(&mut self, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
+        let lagging = self.watch.as_ref().is_some_and(|w| w.polls() < self.fresh_after);
+        if lagging && !matches!(self.pending, Pending::Prepared(_)) {
+            return ReloadOutcome::Unchanged;
+        }
         let stamp = match self.stamp() {
             Ok(stamp) => stamp,
             Err(e) => return self.note_missing(&e),
@@ -302,12 +311,16 @@ impl GameCode {
     /// Returns false when that version is already running (the per-frame poll can see a file
     /// the build installed before the build itself has reported).
     pub fn mark_settled(&mut self) -> bool {
-        let Ok(stamp) = self.stamp() else { return true };
+        // A look of its own (a build just ended: an event frame), not the watch thread's,
+        // which may not have seen the new file yet.
+        let Ok(stamp) = FileStamp::of(&self.source) else { return true };
         if self.current.as_ref().is_some_and(|c| c.stamp == stamp) {
             return false;
         }
         if matches!(self.pending, Pending::Idle | Pending::Settling(_)) {
             self.pending = Pending::Settling(stamp);
+            // The next poll must come from a look after this one, or it would see the old file.
+            self.fresh_after = self.watch.as_ref().map_or(0, |w| w.polls() + 2);
         }
         true
     }
@@ -562,6 +575,7 @@ impl GameCode {
         let new = library.state_layout;
         // The running library becomes the rollback target; the one before it is dlclosed here.
         let old = self.current.replace(Current { library, stamp });
+        self.fresh_after = self.watch.as_ref().map_or(0, |w| w.polls() + 2);
         let shape = old.as_ref().map(|c| c.library.state_layout).filter(|&o| o != new || o.is_none());
         let shape = shape.filter(|_| new.is_some()).map(|old| ShapeChange { old, new });
         if let Some((before, _)) = std::mem::replace(&mut self.previous, old.map(|c| (c.library, 0))) {
@@ -700,6 +714,7 @@ mod tests {
             pending: Pending::Idle,
             retired: Retired::default(),
             watch: None,
+            fresh_after: 0,
         }
     }
 
@@ -773,6 +788,28 @@ mod tests {
         fs::write(&path, b"short").unwrap();
         assert!(preparer.prepare().is_none(), "an incomplete file is left to the frame loop");
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 0);
+    }
+
+    /// After an install from a fresher look than the watch thread's (a prepared build), the
+    /// poll waits for the thread to look again rather than take its older stamp for a change.
+    #[test]
+    fn a_poll_waits_for_the_watch_thread_to_look_after_an_install() {
+        let dir = private_dir("handmade-test-").unwrap();
+        let path = dir.path().join("libgame.so");
+        fs::write(&path, b"one").unwrap();
+        let mut code = watching(&path);
+        code.watch_source().unwrap();
+        let polls = || code.watch.as_ref().unwrap().polls();
+        code.fresh_after = polls() + 2; // as `install` sets it
+        assert_eq!(code.reload_if_changed(&mut || {}), ReloadOutcome::Unchanged);
+        assert!(matches!(code.pending, Pending::Idle), "the lagging stamp is not taken for a change");
+        let start = Instant::now();
+        while code.watch.as_ref().unwrap().polls() < code.fresh_after {
+            assert!(start.elapsed() < Duration::from_secs(5), "the watch thread does not poll");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        code.reload_if_changed(&mut || {});
+        assert!(matches!(code.pending, Pending::Settling(_)), "then the file is looked at again");
     }
 
     #[test]

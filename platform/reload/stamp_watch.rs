@@ -93,9 +93,15 @@ impl StampWatch {
         Ok(Self { shared, thread: Some(thread) })
     }
 
-    /// The stamp the thread saw last, at most `POLL` old.
+    /// The stamp the thread saw last, at most `POLL` old (while the thread gets a CPU).
     pub fn stamp(&self) -> io::Result<FileStamp> {
         self.shared.read()
+    }
+
+    /// How many looks at the file have been published: one that began after some moment is
+    /// in once this is 2 past its value at that moment (one may have been under way).
+    pub fn polls(&self) -> u64 {
+        self.shared.seq.load(Acquire) / 2
     }
 }
 
