@@ -455,6 +455,9 @@ impl GameCode {
 
     fn install_prepared(&mut self, mut prepared: Prepared, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
         let start = Instant::now();
+        // The preparation looked at the file on the build's thread: whether this succeeds or
+        // parks the file, the next poll must come from a look of the watch thread after it.
+        self.fresh_after = self.watch.as_ref().map_or(0, |w| w.polls() + 2);
         let copy = std::mem::take(&mut prepared.copy);
         let result = self.install(&copy, prepared.stamp, before_swap);
         remove_copy(&copy);
