@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the contract crate's tests (the arena and the real-time toolkit: pool, ring, delay line,
 # SPSC queue, double buffer) and the platform's memory-block, snapshot, asset and ALSA
-# sample-ring tests and the library stamp's seqlock under Miri, which checks every unsafe
+# sample-ring tests and the seqlock (platform/seqlock.rs) under Miri, which checks every unsafe
 # access for undefined behaviour and the two-thread tests for data races. Long stress tests
 # are skipped or shrunk under `cfg(miri)`. Usage: .ci/miri.sh [extra `cargo miri test` args]
 set -euo pipefail
@@ -32,4 +32,4 @@ cargo +nightly miri test -p handmade_api "$@"
 # FFI: ALSA, SDL2, dlopen, which Miri cannot run.)
 # (`memory::` holds the block, `memory::snapshot` and `memory::assets`.)
 exec cargo +nightly miri test -p handmade --lib "$@" -- memory:: dev::live_loop::tests::input audio::sample_ring \
-    reload::stamp_watch::tests::a_torn_read
+    seqlock::

@@ -20,6 +20,7 @@ mod memory;
 mod private_fs;
 mod reload;
 mod sdl_context;
+mod seqlock;
 mod signals;
 mod window;
 

@@ -27,7 +27,7 @@
 //! loop reopens it (reopen.rs, as for the once-a-frame mode) and hands it over on a channel.
 //! The thread, and its priority, stay.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::*};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -38,6 +38,7 @@ use alsa::Output;
 
 use super::alsa::{last_alsa_message, write_all, Device};
 use super::sample_ring::{self, Consumer, Producer};
+use crate::seqlock::SeqLock;
 
 /// What the I/O thread is doing, as the frame side sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,13 +71,11 @@ pub struct Snapshot {
     pub delay: i64,
 }
 
-/// Everything the two threads share. Only atomics: the seqlock fields are atomics too, so a
+/// Everything the two threads share. Only atomics: the seqlock's words are atomics too, so a
 /// torn read is a retry, never undefined behaviour.
 struct Shared {
-    seq: AtomicU64,
-    played: AtomicI64,
-    at_ns: AtomicU64,
-    delay: AtomicI64,
+    /// `Snapshot`'s fields, as words: played, at_ns, delay.
+    snapshot: SeqLock<3>,
     state: AtomicU8,
     underruns: AtomicU64,
     /// Of those, the ones the device reported itself (EPIPE): heard gaps for certain.
@@ -87,33 +86,15 @@ struct Shared {
 }
 
 impl Shared {
-    /// Writer side (the I/O thread only): odd `seq` while the fields change.
+    /// Writer side (the I/O thread only).
     fn publish(&self, s: Snapshot) {
-        let seq = self.seq.load(Relaxed);
-        self.seq.store(seq.wrapping_add(1), Relaxed);
-        fence(Release);
-        self.played.store(s.played, Relaxed);
-        self.at_ns.store(s.at_ns, Relaxed);
-        self.delay.store(s.delay, Relaxed);
-        self.seq.store(seq.wrapping_add(2), Release);
+        self.snapshot.publish([s.played as u64, s.at_ns, s.delay as u64]);
     }
 
-    /// Reader side: retries while a publish is in the middle (a few ns; the writer never
-    /// waits, so this cannot spin for long).
+    /// Reader side: retries while a publish is in the middle (`SeqLock`).
     fn snapshot(&self) -> Snapshot {
-        loop {
-            let before = self.seq.load(Acquire);
-            let s = Snapshot {
-                played: self.played.load(Relaxed),
-                at_ns: self.at_ns.load(Relaxed),
-                delay: self.delay.load(Relaxed),
-            };
-            fence(Acquire);
-            if before % 2 == 0 && self.seq.load(Relaxed) == before {
-                return s;
-            }
-            std::hint::spin_loop();
-        }
+        let [played, at_ns, delay] = self.snapshot.read();
+        Snapshot { played: played as i64, at_ns, delay: delay as i64 }
     }
 
     fn set_state(&self, state: IoState) {
@@ -151,10 +132,7 @@ impl IoLink {
         let capacity = (device.pacing.target_frames + 3 * device.pacing.tick_frames) as usize;
         let (ring, consumer) = sample_ring::ring(capacity, frame_bytes);
         let shared = Arc::new(Shared {
-            seq: AtomicU64::new(0),
-            played: AtomicI64::new(0),
-            at_ns: AtomicU64::new(0),
-            delay: AtomicI64::new(silence as i64),
+            snapshot: SeqLock::new([0, 0, silence as u64]),
             state: AtomicU8::new(IoState::Running as u8),
             underruns: AtomicU64::new(0),
             epipes: AtomicU64::new(0),
@@ -172,7 +150,7 @@ impl IoLink {
         // Until the thread runs (named, its first measurement published): real-time priority
         // is given right after the open, to the threads found by name then (rt.rs).
         let until = Instant::now() + Duration::from_secs(1);
-        while shared.seq.load(Acquire) == 0 && !shared.done.load(Acquire) && Instant::now() < until {
+        while shared.snapshot.publishes() == 0 && !shared.done.load(Acquire) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(Self { ring, shared, devices, thread: Some(thread), queued_total: silence as i64, capacity })

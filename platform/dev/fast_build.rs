@@ -658,8 +658,7 @@ fn carry_env_and_dir(from: &Command, to: &mut Command) {
 /// on the next write to each page of game memory and bitmap. (Removing it made no difference
 /// to the gaps that two 60 s runs could show, README "A rebuild at 5 ms"; the inversion is
 /// there all the same.) Carries the program, arguments, environment changes and directory.
-/// With no probe built, the old
-/// way: fork, then `setpriority` and `prctl` in the child.
+/// With no probe built, the old way: fork, then `setpriority` and `prctl` in the child.
 fn background(cmd: Command, nice: i32) -> Command {
     if let Some(probe) = crate::reload::LoadProbe::find() {
         let mut launch = Command::new(probe.program());
