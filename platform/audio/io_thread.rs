@@ -27,6 +27,7 @@
 //! loop reopens it (reopen.rs, as for the once-a-frame mode) and hands it over on a channel.
 //! The thread, and its priority, stay.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::*};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -91,10 +92,10 @@ impl Shared {
         self.snapshot.publish([s.played as u64, s.at_ns, s.delay as u64]);
     }
 
-    /// Reader side: retries while a publish is in the middle (`SeqLock`).
-    fn snapshot(&self) -> Snapshot {
-        let [played, at_ns, delay] = self.snapshot.read();
-        Snapshot { played: played as i64, at_ns, delay: delay as i64 }
+    /// Reader side: `None` while a publish stays in the middle (`SeqLock`).
+    fn snapshot(&self) -> Option<Snapshot> {
+        let [played, at_ns, delay] = self.snapshot.try_read()?;
+        Some(Snapshot { played: played as i64, at_ns, delay: delay as i64 })
     }
 
     fn set_state(&self, state: IoState) {
@@ -121,6 +122,8 @@ pub struct IoLink {
     /// the play position, what is queued in the ring and the device together.
     queued_total: i64,
     capacity: usize,
+    /// The snapshot read last (`snapshot`).
+    last: Cell<Snapshot>,
 }
 
 impl IoLink {
@@ -153,15 +156,21 @@ impl IoLink {
         while shared.snapshot.publishes() == 0 && !shared.done.load(Acquire) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(1));
         }
-        Ok(Self { ring, shared, devices, thread: Some(thread), queued_total: silence as i64, capacity })
+        let last = Cell::new(Snapshot { played: 0, at_ns: 0, delay: silence as i64 });
+        Ok(Self { ring, shared, devices, thread: Some(thread), queued_total: silence as i64, capacity, last })
     }
 
     pub fn state(&self) -> IoState {
         self.shared.state()
     }
 
+    /// The thread's last measurement, or the one read before if it is publishing a new one
+    /// right now (it may have been preempted in the middle: the frame does not wait).
     pub fn snapshot(&self) -> Snapshot {
-        self.shared.snapshot()
+        if let Some(snapshot) = self.shared.snapshot() {
+            self.last.set(snapshot);
+        }
+        self.last.get()
     }
 
     /// Frames in the ring and the device together at the last measurement.

@@ -6,6 +6,7 @@
 //! The thread stats the file every `POLL` and publishes what it saw through a `SeqLock`: the
 //! frame reads it without a system call or an allocation; an error comes back as its OS code.
 
+use std::cell::Cell;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -40,8 +41,7 @@ impl Shared {
         self.stamp.publish(words);
     }
 
-    fn read(&self) -> io::Result<FileStamp> {
-        let [errno, ns, len, inode, mode] = self.stamp.read();
+    fn decode([errno, ns, len, inode, mode]: [u64; 5]) -> io::Result<FileStamp> {
         if errno != 0 {
             return Err(io::Error::from_raw_os_error(errno as i32));
         }
@@ -54,6 +54,8 @@ impl Shared {
 pub(super) struct StampWatch {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// What the reader read last, for a read that meets a publish under way (`SeqLock`).
+    last: Cell<[u64; 5]>,
 }
 
 impl StampWatch {
@@ -61,6 +63,7 @@ impl StampWatch {
     pub fn start(path: &Path) -> io::Result<Self> {
         let shared = Arc::new(Shared { stamp: SeqLock::new([0; 5]), stop: AtomicBool::new(false) });
         shared.publish(&FileStamp::of(path));
+        let last = Cell::new(shared.stamp.try_read().unwrap_or_default()); // no writer yet
         let (theirs, path) = (Arc::clone(&shared), path.to_path_buf());
         let thread = std::thread::Builder::new().name("handmade-libwatch".into()).spawn(move || {
             while !theirs.stop.load(Relaxed) {
@@ -68,12 +71,15 @@ impl StampWatch {
                 theirs.publish(&FileStamp::of(&path));
             }
         })?;
-        Ok(Self { shared, thread: Some(thread) })
+        Ok(Self { shared, thread: Some(thread), last })
     }
 
     /// The stamp the thread saw last, at most `POLL` old (while the thread gets a CPU).
     pub fn stamp(&self) -> io::Result<FileStamp> {
-        self.shared.read()
+        if let Some(words) = self.shared.stamp.try_read() {
+            self.last.set(words);
+        }
+        Shared::decode(self.last.get())
     }
 
     /// How many looks at the file have been published: one that began after some moment is
