@@ -11,9 +11,45 @@ use std::path::{Path, PathBuf};
 
 /// A new directory in the temporary directory with an unpredictable name and mode 0700 from
 /// the moment it exists (the umask would otherwise leave it 0755), so nobody else can plant a
-/// library where we `dlopen` or list what we record.
+/// library where we `dlopen` or list what we record. The name carries this process's id
+/// (`{prefix}{pid}-{random}`), so a later run can remove it if this one is killed before it
+/// could (see `sweep_abandoned`).
 pub fn private_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix(prefix).permissions(fs::Permissions::from_mode(0o700)).tempdir()
+    let prefix = format!("{prefix}{}-", std::process::id());
+    tempfile::Builder::new().prefix(&prefix).permissions(fs::Permissions::from_mode(0o700)).tempdir()
+}
+
+/// Removes the private directories (see `private_dir`) that runs which have ended left in
+/// `root`: a process killed with SIGKILL, or one that died in code it could not recover from,
+/// never gets to remove its own. Only a directory named `{prefix}{pid}-...` whose process no
+/// longer runs, owned by this user and mode 0700, is removed; a reused pid keeps its directory.
+/// Does nothing where `/proc` cannot tell which processes run. Returns how many were removed.
+pub fn sweep_abandoned(root: &Path, prefix: &str) -> usize {
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
+    let Ok(entries) = fs::read_dir(root) else { return 0 };
+    let me = current_uid();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)).and_then(|rest| rest.split_once('-')) else {
+            continue;
+        };
+        let Ok(pid) = pid.0.parse::<u32>() else { continue };
+        if pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        // Not followed if it is a symbolic link: only a real directory of ours goes.
+        let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
+        if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o777 != 0o700 {
+            continue;
+        }
+        if fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Why a path is not safe to load or build from.
@@ -146,6 +182,40 @@ mod tests {
         let root = dir.path().join("r");
         fs::create_dir(&root).unwrap();
         (dir, root)
+    }
+
+    #[test]
+    fn directories_left_by_ended_runs_are_swept_and_no_others() {
+        let (_keep, root) = root();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let make = |name: String, mode: u32| {
+            let dir = root.join(name);
+            fs::create_dir(&dir).unwrap();
+            fs::write(dir.join("libgame-1.so"), b"x").unwrap();
+            chmod(&dir, mode);
+            dir
+        };
+        let abandoned = make(format!("handmade-game-{dead}-aB3d"), 0o700);
+        let mine = make(format!("handmade-game-{}-xY9z", std::process::id()), 0o700);
+        let running = make("handmade-game-1-q".into(), 0o700); // init runs as long as we do
+        let not_private = make(format!("handmade-game-{dead}-open"), 0o755);
+        let older_name = make("handmade-game-Qw3rTy".into(), 0o700);
+        let other_prefix = make(format!("handmade-loop-{dead}-aB3d"), 0o700);
+        assert_eq!(sweep_abandoned(&root, "handmade-game-"), 1);
+        assert!(!abandoned.exists());
+        for kept in [&mine, &running, &not_private, &older_name, &other_prefix] {
+            assert!(kept.join("libgame-1.so").exists(), "{kept:?} was removed");
+        }
+        assert_eq!(sweep_abandoned(&root, "handmade-game-"), 0);
+    }
+
+    #[test]
+    fn the_private_directory_names_its_process() {
+        let dir = private_dir("handmade-test-").unwrap();
+        let name = dir.path().file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(name.starts_with(&format!("handmade-test-{}-", std::process::id())), "{name}");
     }
 
     #[test]

@@ -721,3 +721,58 @@ fn miri_cannot_be_skipped_silently() {
     let skips = test_sh.lines().any(|l| !l.trim_start().starts_with('#') && l.contains("skipped"));
     assert!(!skips, "and has no path that skips it");
 }
+
+/// A platform killed outright cannot remove its private directories (the library copies, the
+/// loop recording): the next run removes them, says so once, and leaves a live run's alone.
+#[test]
+fn private_directories_of_a_killed_run_are_removed_by_the_next_one() {
+    let game = build_game_variant("");
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let private = || -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    };
+    let long_run = || {
+        let mut cmd = platform(&["--headless", "--realtime", "--audio", "none", "--no-rebuild", "--frames", "0"]);
+        cmd.args(["--game-lib", s(&game)]).env("TMPDIR", &tmp).stdout(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let mut log = LogWatcher::new(child.stderr.take().unwrap());
+        log.wait_for("loaded game library", TIMEOUT);
+        (child, log)
+    };
+    let (mut killed, _log) = long_run();
+    let left = private();
+    assert!(left.iter().any(|n| n.starts_with(&format!("handmade-game-{}-", killed.id()))), "{left:?}");
+    killed.kill().unwrap(); // SIGKILL: nothing of its own runs on the way out
+    killed.wait().unwrap();
+    assert_eq!(private(), left, "a killed run leaves its directories");
+
+    let (mut running, running_log) = long_run();
+    let said = "removed 1 directory of library copies left by runs that were killed";
+    assert_eq!(count(&running_log.seen.join("\n"), said), 1, "{:?}", running_log.seen);
+    let theirs = format!("handmade-game-{}-", running.id());
+    let now = private();
+    let copies_gone = !now.iter().any(|n| n.starts_with("handmade-game-") && left.contains(n));
+    assert!(copies_gone, "the killed run's library copies are gone: {now:?}");
+    assert!(now.iter().any(|n| n.starts_with(&theirs)), "the new run has its own: {now:?}");
+    let out = short_run_in(&game, &tmp);
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(count(&stderr, "removed"), 0, "a live run's directories are not touched:\n{stderr}");
+    let after = private();
+    assert!(after.iter().any(|n| n.starts_with(&theirs)), "a live run's directory stays: {after:?}");
+    let pid = format!("-{}-", running.id());
+    assert!(after.iter().all(|n| n.contains(&pid)), "nor the killed run's loop, nor the short run's: {after:?}");
+    terminate(&running);
+    assert!(running.wait().unwrap().success());
+    assert!(private().is_empty(), "and a run that ends removes its own: {:?}", private());
+}
+
+fn short_run_in(game: &Path, tmp: &Path) -> Output {
+    let mut cmd = platform(&["--headless", "--no-rebuild", "--audio", "none", "--frames", "5", "--game-lib", s(game)]);
+    run_bounded(cmd.env("TMPDIR", tmp))
+}

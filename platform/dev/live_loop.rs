@@ -246,6 +246,7 @@ impl LiveLoop {
         let (path, private_dir) = match path {
             Some(p) => (p, None),
             None => {
+                crate::private_fs::sweep_abandoned(&std::env::temp_dir(), "handmade-loop-");
                 let dir = crate::private_fs::private_dir("handmade-loop-")?;
                 (dir.path().join("loop.hml"), Some(dir))
             }

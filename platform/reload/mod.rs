@@ -23,7 +23,7 @@ use library::{code_in_use, CodeInUse};
 pub use library::{mapped_copies, platform_thread, GameFunctions};
 pub use load_probe::{LoadProbe, ProbeResult, ProbeRun};
 
-use crate::private_fs::{non_file_kind, private_dir, refuse_unsafe};
+use crate::private_fs::{non_file_kind, private_dir, refuse_unsafe, sweep_abandoned};
 use elf_check::{check_elf, ElfError};
 use library::LoadedLibrary;
 use stamp_watch::StampWatch;
@@ -172,6 +172,9 @@ impl Retired {
 /// Checks that could not tell (a thread was running) before a library is kept to be safe.
 const RETIRE_TRIES: u32 = 10;
 
+/// How the private directories of loaded copies are named (before the pid and a random part).
+const COPIES_PREFIX: &str = "handmade-game-";
+
 /// The private directory the loaded copies live in, and a counter for unique names.
 struct Copies {
     dir: tempfile::TempDir,
@@ -181,7 +184,12 @@ struct Copies {
 impl GameCode {
     /// Loads the library at `source`. Fails (with one clear line) if it cannot be used.
     pub fn load(source: &Path) -> Result<Self, GameCodeError> {
-        let dir = private_dir("handmade-game-")
+        let swept = sweep_abandoned(&std::env::temp_dir(), COPIES_PREFIX);
+        if swept > 0 {
+            let dirs = if swept == 1 { "directory" } else { "directories" };
+            log::info!("removed {swept} {dirs} of library copies left by runs that were killed");
+        }
+        let dir = private_dir(COPIES_PREFIX)
             .map_err(|source| GameCodeError::PrivateCopy { path: std::env::temp_dir(), source })?;
         let probe = LoadProbe::find();
         if probe.is_none() {
