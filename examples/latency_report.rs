@@ -271,7 +271,11 @@ fn run_case(case: &Case, seconds: u64, binary: &Path, game: &Path, rebuild: Opti
             save_like_an_editor(&touch, &text);
         })
     });
+    let steal_before = steal_ms();
     let output = command.output().expect("run the null-sink harness");
+    // Time the host ran something else on this machine's CPUs: on a virtual machine, stops
+    // of the whole machine that no thread in it can see coming (`machine_stalls`).
+    eprintln!("{}: steal {:.0} ms over the run", case.label(), steal_ms() - steal_before);
     if let Some(saver) = saver {
         let _ = saver.join();
         eprintln!("{}: reloads={}", case.label(), stat(&output.stdout, "reloads"));
@@ -302,6 +306,18 @@ for p in $(cat "$(dirname "$PULSE_NULL_SINK_KILL")/server.pids" 2>/dev/null); do
   case $(cat /proc/$p/comm 2>/dev/null) in pipewire-pulse|pulseaudio) chrt -f -p 5 $p;; esac
 done
 exec "$@""#;
+
+/// Steal time of all CPUs together so far (`/proc/stat`), in ms.
+fn steal_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: f64 =
+        stat.lines().next().and_then(|l| l.split_whitespace().nth(8)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks * 1000.0 / USER_HZ
+}
+
+/// The unit of `/proc/stat`'s times: fixed by the kernel's ABI at 100 a second, whatever the
+/// kernel's own tick (`sysconf(_SC_CLK_TCK)` reports the same 100).
+const USER_HZ: f64 = 100.0;
 
 /// Gaps in the recording from half a second into the sound to 0.3 s before its end (as the
 /// tests count them).

@@ -461,3 +461,37 @@ fn a_bus_that_never_answers_costs_start_up_a_bounded_wait() {
     assert_eq!(common::stat_u64(&output.stdout, "frames"), 600);
     assert!(took < Duration::from_secs(45), "600 frames and start-up took {took:?}");
 }
+
+/// `machine_stalls` (the probe that tells a stop of the whole machine from its scheduler's
+/// delays): one line per CPU with every wake-up of its 2 ms grid accounted for, the steal
+/// time, and the whole-machine stalls it found, in order. Structure and counts only: whether
+/// this machine stalls is what it measures, not what a test can know.
+#[test]
+fn machine_stalls_reports_every_cpu_and_the_stops_it_found() {
+    let output = Command::new(common::example_binary("machine_stalls"))
+        .env("MACHINE_STALLS_SECONDS", "1")
+        .env("MACHINE_STALLS_BUSY", "1")
+        .output()
+        .expect("run machine_stalls");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let probes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("cpu") && l.contains(" wake-ups, ")).collect();
+    assert_eq!(probes.len(), cpus, "{stdout}");
+    for line in &probes {
+        let wakeups: usize = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect(line);
+        // 500 deadlines in 1 s; a late wake-up skips the deadlines it overslept.
+        assert!((1..=501).contains(&wakeups), "{line}");
+    }
+    let steal = stdout.lines().find(|l| l.starts_with("steal time")).expect("the steal line");
+    assert_eq!(steal.matches(" ms").count(), cpus, "{steal}");
+    if cpus >= 2 {
+        let whole = stdout.lines().find(|l| l.starts_with("whole machine stalled")).expect("the stalls line");
+        let times: Vec<f64> =
+            whole.split_whitespace().filter_map(|w| w.split_once("s:").and_then(|(t, _)| t.parse().ok())).collect();
+        let said: usize =
+            whole.split(": ").nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok()).expect(whole);
+        assert_eq!(times.len(), said, "{whole}");
+        assert!(times.windows(2).all(|w| w[0] <= w[1]) && times.iter().all(|t| (0.0..=1.1).contains(t)), "{whole}");
+    }
+}
