@@ -239,7 +239,7 @@ fn server_dies_and_returns(backend: &str, server: Server, lost: &str, reopened: 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{backend}:\n{stdout}\n{stderr}");
     assert_eq!(stat_u64(&output.stdout, "frames"), 600, "{stdout}");
-    assert!(seconds < 16.0, "{backend}: 10 s of frames took {seconds:.1} s: the loop was held up");
+    assert!(seconds < 16.0, "{backend}: 10 s of frames took {seconds:.1} s: the loop was held up:\n{stdout}\n{stderr}");
     let count = |text: &str| stderr.lines().filter(|l| l.contains(text)).count();
     assert_eq!(count(lost), 1, "{backend}: the loss is said once:\n{stderr}");
     assert_eq!(count(reopened), 1, "{backend}: and so is the recovery:\n{stderr}");
