@@ -24,7 +24,9 @@ use crate::measure::alloc_count::{self, AllocCounts};
 use crate::measure::stats::{self, Counters, Timings};
 use crate::memory::snapshot::{permanent_bytes, used_permanent_bytes, Snapshot};
 use crate::memory::{assets, MemoryError, MemoryLayout, MemoryRegions, PlatformMemoryBlock};
-use crate::reload::{mapped_copies, GameCode, GameCodeError, GameFunctions, Preparer, ReloadOutcome, ShapeChange};
+use crate::reload::{
+    mapped_copies, BuildTaken, GameCode, GameCodeError, GameFunctions, Preparer, ReloadOutcome, ShapeChange,
+};
 use crate::signals;
 use crate::window::{screenshot, Video};
 
@@ -361,14 +363,15 @@ impl<'a> Platform<'a> {
                 window.set_title(&build_title(&build));
             }
             if build.ok {
-                let new = match build.prepared.take() {
+                let taken = match build.prepared.take() {
                     Some(prepared) => self.game.take_prepared(prepared),
                     None => self.game.mark_settled(),
                 };
-                if new {
-                    self.dev.build = Some(build);
-                } else {
-                    log_reload(self.game.source(), None, Some(build));
+                match taken {
+                    BuildTaken::New => self.dev.build = Some(build),
+                    BuildTaken::AlreadyRunning => log_reload(self.game.source(), None, Some(build)),
+                    // Refused by the per-frame poll, which said why: once is enough.
+                    BuildTaken::AlreadyRefused => {}
                 }
             }
         }

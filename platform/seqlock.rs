@@ -4,9 +4,9 @@
 //! never waits. Nor does a reader: a publish takes a few ns, but its writer can be preempted
 //! in the middle (by the very real-time thread that reads, on a busy CPU), and a reader that
 //! spun until it finished could then spin until the scheduler moved the writer elsewhere. So
-//! `try_read` gives up after a few tries and the reader keeps what it read last. Used where a
-//! helper thread hands the real-time frame thread a few numbers: the ALSA I/O thread's play
-//! position, the game library's stamp.
+//! `try_read` gives up after a few tries and the reader decides: look again later, or keep
+//! what it read last. Used where a helper thread hands the real-time frame thread a few
+//! numbers: the ALSA I/O thread's play position, the game library's stamp.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{fence, AtomicU64};
@@ -37,7 +37,8 @@ impl<const N: usize> SeqLock<N> {
     }
 
     /// Reader side: a consistent copy, or `None` if a publish was under way through
-    /// `TRIES` looks (its writer is likely preempted: the caller keeps its last copy).
+    /// `TRIES` looks (its writer is likely preempted: the caller looks again later or keeps
+    /// its last copy).
     pub fn try_read(&self) -> Option<[u64; N]> {
         for _ in 0..TRIES {
             let before = self.seq.load(Acquire);

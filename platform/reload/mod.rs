@@ -79,6 +79,19 @@ struct Current {
     stamp: FileStamp,
 }
 
+/// What became of a build the rebuild watcher reported (`take_prepared`, `mark_settled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildTaken {
+    /// On its way in: the next polls load it.
+    New,
+    /// The per-frame poll, which can see a file before its build has reported, already loaded
+    /// this version.
+    AlreadyRunning,
+    /// The per-frame poll already tried this version and refused it (and said why, once): it
+    /// waits for the next build, as it would have.
+    AlreadyRefused,
+}
+
 /// What `reload_if_changed` / `force_reload` did this frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReloadOutcome {
@@ -206,7 +219,7 @@ impl GameCode {
             watch: None,
             fresh_after: 0,
         };
-        let stamp = code.stamp().map_err(|e| GameCodeError::Missing { path: source.into(), source: e })?;
+        let stamp = code.stamp_now().map_err(|e| GameCodeError::Missing { path: source.into(), source: e })?;
         code.load_now(stamp, &mut || {})?;
         code.previous = None;
         Ok(code)
@@ -244,11 +257,18 @@ impl GameCode {
         Ok(())
     }
 
-    fn stamp(&self) -> std::io::Result<FileStamp> {
+    /// The source's stamp: what the watch thread saw last (`None` while it is publishing),
+    /// or, without a watch, a `stat` now.
+    fn stamp(&self) -> Option<std::io::Result<FileStamp>> {
         match &self.watch {
             Some(watch) => watch.stamp(),
-            None => FileStamp::of(&self.source),
+            None => Some(FileStamp::of(&self.source)),
         }
+    }
+
+    /// The source's stamp now: the watch thread's, or a `stat` if it is publishing.
+    fn stamp_now(&self) -> std::io::Result<FileStamp> {
+        self.stamp().unwrap_or_else(|| FileStamp::of(&self.source))
     }
 
     /// Polls the source file; reloads once a changed file has held still for one poll and is a
@@ -260,7 +280,8 @@ impl GameCode {
         if lagging && !matches!(self.pending, Pending::Prepared(_)) {
             return ReloadOutcome::Unchanged;
         }
-        let stamp = match self.stamp() {
+        let Some(seen) = self.stamp() else { return ReloadOutcome::Unchanged };
+        let stamp = match seen {
             Ok(stamp) => stamp,
             Err(e) => return self.note_missing(&e),
         };
@@ -296,7 +317,7 @@ impl GameCode {
 
     /// Reloads now, whether or not the file changed (the full protocol: copy, load, check, swap).
     pub fn force_reload(&mut self, before_swap: &mut dyn FnMut()) -> ReloadOutcome {
-        let stamp = match self.stamp() {
+        let stamp = match self.stamp_now() {
             Ok(stamp) => stamp,
             Err(source) => {
                 let error = GameCodeError::Missing { path: self.source.clone(), source };
@@ -316,21 +337,31 @@ impl GameCode {
     }
 
     /// The writer says the file is complete (cargo finished): skip the one-poll settle.
-    /// Returns false when that version is already running (the per-frame poll can see a file
-    /// the build installed before the build itself has reported).
-    pub fn mark_settled(&mut self) -> bool {
+    pub fn mark_settled(&mut self) -> BuildTaken {
         // A look of its own (a build just ended: an event frame), not the watch thread's,
         // which may not have seen the new file yet.
-        let Ok(stamp) = FileStamp::of(&self.source) else { return true };
-        if self.current.as_ref().is_some_and(|c| c.stamp == stamp) {
-            return false;
+        let Ok(stamp) = FileStamp::of(&self.source) else { return BuildTaken::New };
+        if let Some(taken) = self.already_seen(stamp) {
+            return taken;
         }
         if matches!(self.pending, Pending::Idle | Pending::Settling(_)) {
             self.pending = Pending::Settling(stamp);
             // The next poll must come from a look after this one, or it would see the old file.
             self.fresh_after = self.watch.as_ref().map_or(0, |w| w.polls() + 2);
         }
-        true
+        BuildTaken::New
+    }
+
+    /// Whether the per-frame poll got to this version before its build reported: loaded it,
+    /// or refused it (a failure is said once per version, so it is not tried again).
+    fn already_seen(&self, stamp: FileStamp) -> Option<BuildTaken> {
+        if self.current.as_ref().is_some_and(|c| c.stamp == stamp) {
+            Some(BuildTaken::AlreadyRunning)
+        } else if matches!(self.pending, Pending::Parked(parked) if parked == stamp) {
+            Some(BuildTaken::AlreadyRefused)
+        } else {
+            None
+        }
     }
 
     /// What the rebuild watcher needs to prepare a build on its own thread: the source, the
@@ -345,16 +376,16 @@ impl GameCode {
     }
 
     /// A build the watcher prepared: installed at the next poll. A probe still running for an
-    /// older stamp is stopped (the newer build wins). Returns false, dropping it, when that
-    /// version is already running (loaded by the per-frame poll before the build reported).
-    pub fn take_prepared(&mut self, prepared: Prepared) -> bool {
-        if self.current.as_ref().is_some_and(|c| c.stamp == prepared.stamp) {
-            return false;
+    /// older stamp is stopped (the newer build wins). Dropped when the per-frame poll already
+    /// loaded or refused that version (it can see the file before the build reports).
+    pub fn take_prepared(&mut self, prepared: Prepared) -> BuildTaken {
+        if let Some(taken) = self.already_seen(prepared.stamp) {
+            return taken;
         }
         if let Pending::Probing { copy, .. } = std::mem::replace(&mut self.pending, Pending::Prepared(prepared)) {
             remove_copy(&copy);
         }
-        true
+        BuildTaken::New
     }
 
     /// Goes back to the library that ran before the last swap (the new one is dlclosed). The
@@ -788,13 +819,19 @@ mod tests {
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 2);
         drop(first);
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 1, "a dropped preparation is removed");
-        assert!(code.take_prepared(second));
+        let again = preparer.prepare().expect("a third");
+        assert_eq!(code.take_prepared(second), BuildTaken::New);
         assert!(matches!(code.pending, Pending::Prepared(_)));
         assert!(code.swap_pending());
         // An executable is not a loadable game library: the install fails, once, and parks.
         assert_eq!(code.reload_if_changed(&mut || panic!("never swapped")), ReloadOutcome::Failed);
         assert!(matches!(code.pending, Pending::Parked(_)));
         assert!(!code.swap_pending());
+        // The same version again (the per-frame poll refused it before its build reported):
+        // dropped, not tried and said a second time.
+        assert_eq!(code.take_prepared(again), BuildTaken::AlreadyRefused);
+        assert_eq!(code.mark_settled(), BuildTaken::AlreadyRefused);
+        assert!(matches!(code.pending, Pending::Parked(_)) && !code.swap_pending());
         assert_eq!(fs::read_dir(code.copies_dir()).unwrap().count(), 0, "the used copy is removed");
         fs::write(&path, b"short").unwrap();
         assert!(preparer.prepare().is_none(), "an incomplete file is left to the frame loop");
@@ -829,7 +866,7 @@ mod tests {
         let path = dir.path().join("libgame.so");
         fs::write(&path, fs::read("/proc/self/exe").unwrap()).unwrap();
         let mut code = watching(&path);
-        let stamp = code.stamp().unwrap();
+        let stamp = code.stamp_now().unwrap();
         let transient = || GameCodeError::Probe { path: path.clone(), message: "EAGAIN".into() };
         assert_eq!(code.fail(stamp, transient()), ReloadOutcome::Failed);
         assert!(matches!(code.pending, Pending::Retry { polls_left: 1, backoff: 1, .. }));

@@ -6,7 +6,6 @@
 //! The thread stats the file every `POLL` and publishes what it saw through a `SeqLock`: the
 //! frame reads it without a system call or an allocation; an error comes back as its OS code.
 
-use std::cell::Cell;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -54,8 +53,6 @@ impl Shared {
 pub(super) struct StampWatch {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-    /// What the reader read last, for a read that meets a publish under way (`SeqLock`).
-    last: Cell<[u64; 5]>,
 }
 
 impl StampWatch {
@@ -63,7 +60,6 @@ impl StampWatch {
     pub fn start(path: &Path) -> io::Result<Self> {
         let shared = Arc::new(Shared { stamp: SeqLock::new([0; 5]), stop: AtomicBool::new(false) });
         shared.publish(&FileStamp::of(path));
-        let last = Cell::new(shared.stamp.try_read().unwrap_or_default()); // no writer yet
         let (theirs, path) = (Arc::clone(&shared), path.to_path_buf());
         let thread = std::thread::Builder::new().name("handmade-libwatch".into()).spawn(move || {
             while !theirs.stop.load(Relaxed) {
@@ -71,15 +67,14 @@ impl StampWatch {
                 theirs.publish(&FileStamp::of(&path));
             }
         })?;
-        Ok(Self { shared, thread: Some(thread), last })
+        Ok(Self { shared, thread: Some(thread) })
     }
 
-    /// The stamp the thread saw last, at most `POLL` old (while the thread gets a CPU).
-    pub fn stamp(&self) -> io::Result<FileStamp> {
-        if let Some(words) = self.shared.stamp.try_read() {
-            self.last.set(words);
-        }
-        Shared::decode(self.last.get())
+    /// The stamp the thread saw last, at most `POLL` old (while the thread gets a CPU), or
+    /// `None` while it is publishing a new one: the caller looks again next frame rather than
+    /// take an older stamp, which could pass for a change after an install.
+    pub fn stamp(&self) -> Option<io::Result<FileStamp>> {
+        self.shared.stamp.try_read().map(Shared::decode)
     }
 
     /// How many looks at the file have been published: one that began after some moment is
@@ -108,17 +103,24 @@ mod tests {
         let path = dir.path().join("libgame.so");
         std::fs::write(&path, b"one").unwrap();
         let watch = StampWatch::start(&path).unwrap();
-        assert_eq!(watch.stamp().unwrap(), FileStamp::of(&path).unwrap(), "current from the start");
+        // A read that meets a publish under way is `None`: the next one is not.
+        let read = || loop {
+            if let Some(seen) = watch.stamp() {
+                return seen;
+            }
+            std::thread::yield_now();
+        };
+        assert_eq!(read().unwrap(), FileStamp::of(&path).unwrap(), "current from the start");
         let wait_for = |what: &dyn Fn(&io::Result<FileStamp>) -> bool| {
             let start = std::time::Instant::now();
-            while !what(&watch.stamp()) {
+            while !what(&read()) {
                 assert!(start.elapsed() < Duration::from_secs(5), "not seen in 5 s");
                 std::thread::sleep(Duration::from_millis(1));
             }
         };
         std::fs::write(&path, b"a longer one").unwrap();
         wait_for(&|s| s.as_ref().is_ok_and(|s| s.len == 12));
-        assert_eq!(watch.stamp().unwrap(), FileStamp::of(&path).unwrap(), "the same stamp a direct stat gives");
+        assert_eq!(read().unwrap(), FileStamp::of(&path).unwrap(), "the same stamp a direct stat gives");
         std::fs::remove_file(&path).unwrap();
         wait_for(&|s| s.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::NotFound));
     }
