@@ -255,7 +255,12 @@ echo \$\$ >>"$tmp/start.pids"
 for attempt in 1 2 3; do
     start_once
     case \$? in 0) break ;; 2) exit 0 ;; esac
-    echo "pipewire-null-sink: the servers were not up (attempt \$attempt of 3); starting them again" >&2
+    if (( attempt < 3 )); then
+        echo "pipewire-null-sink: the servers were not up (attempt \$attempt of 3); starting them again" >&2
+    else
+        echo "pipewire-null-sink: the servers were not up (attempt 3 of 3); giving up" >&2
+        exit 1
+    fi
 done
 pactl set-default-sink $SINK
 touch "$tmp/ready"
