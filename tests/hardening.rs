@@ -739,7 +739,8 @@ fn private_directories_of_a_killed_run_are_removed_by_the_next_one() {
     let long_run = || {
         let mut cmd = platform(&["--headless", "--realtime", "--audio", "none", "--no-rebuild", "--frames", "0"]);
         cmd.args(["--game-lib", s(&game)]).env("TMPDIR", &tmp).stdout(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
+        // Killed on drop: a failed assertion must not leave a run going forever.
+        let mut child = Running::from(cmd.spawn().unwrap());
         let mut log = LogWatcher::new(child.stderr.take().unwrap());
         log.wait_for("loaded game library", TIMEOUT);
         (child, log)
