@@ -83,6 +83,10 @@ fn main() {
     let seconds: f64 = env_or("MACHINE_STALLS_SECONDS", 20.0);
     let busy: usize = env_or("MACHINE_STALLS_BUSY", 3);
     let stall_ms: f64 = env_or("MACHINE_STALLS_LATE_MS", 3.0);
+    if !(seconds > 0.0 && stall_ms > 0.0) {
+        eprintln!("machine_stalls: MACHINE_STALLS_SECONDS and MACHINE_STALLS_LATE_MS must be above 0");
+        std::process::exit(2);
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "machine stalls: {seconds} s, a SCHED_FIFO 90 probe pinned to each of {cpus} CPUs waking every {} ms, \
