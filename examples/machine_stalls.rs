@@ -6,7 +6,8 @@
 //! CPU, no two of them competing): the whole machine stopped, which on a virtual machine is
 //! its host taking the CPUs away. The kernel counts that as steal time (`/proc/stat`), printed
 //! beside it. No sound server or platform runs; a stall seen here hits them all alike, and a
-//! buffer shorter than the stall cannot ride it out.
+//! buffer shorter than the stall cannot ride it out. Each stop is printed with its UTC time,
+//! to be found in another tool's log (a recording's gaps, `latency_report`).
 //!
 //! `MACHINE_STALLS_SECONDS` (default 20), `MACHINE_STALLS_BUSY` busy threads (default 3, the
 //! load of `latency_report`), `MACHINE_STALLS_LATE_MS` the lateness counted as a stall
@@ -110,6 +111,9 @@ fn main() {
     let tick_ms = 10.0; // /proc/stat counts in USER_HZ, 100 a second by the kernel's ABI
     let steal_before = steal_ticks();
     let start_ns = now_ns() + 50_000_000; // every probe starts on the same grid
+                                          // The wall clock at `start_ns`, so a stop can be found in another tool's log.
+    let wall_start =
+        std::time::SystemTime::now() + std::time::Duration::from_nanos((start_ns - now_ns()).max(0) as u64);
     let end_ns = start_ns + (seconds * 1e9) as i64;
     let stall_ns = (stall_ms * 1e6) as i64;
     let probes: Vec<Probe> = (0..cpus)
@@ -163,10 +167,15 @@ fn main() {
             others.map(|o| (at, o.into_iter().fold(late, i64::min)))
         })
         .collect();
+    let utc = |t: i64| {
+        let wall = wall_start + std::time::Duration::from_nanos(t.max(0) as u64);
+        let ms = wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()) % 86_400_000;
+        format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+    };
     let at: Vec<String> =
-        whole.iter().map(|(t, l)| format!("{:.2}s:{:.1}ms", *t as f64 / 1e9, *l as f64 / 1e6)).collect();
+        whole.iter().map(|&(t, l)| format!("{:.2}s:{:.1}ms@{}", t as f64 / 1e9, l as f64 / 1e6, utc(t))).collect();
     println!(
-        "whole machine stalled (every CPU's probe late at once; the least late given): {} times{}{}",
+        "whole machine stalled (every CPU's probe late at once; the least late given, and when, UTC): {} times{}{}",
         whole.len(),
         if whole.is_empty() { "" } else { ": " },
         at.join(" ")
